@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `sonioxstt` element: pads, properties, events, queries and state changes.
+//!
+//! Threads: the sink streaming thread (chain, serialized events) sends audio to the current
+//! session and serialized events to the src task; the session runs on the shared tokio
+//! runtime; the src task ([`super::output`]) pushes everything downstream.
+//!
+//! Lock order: `state`, then `settings`. Neither lock is held while blocking: sending to a
+//! full channel, pushing downstream, or stopping the src task.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use once_cell::sync::Lazy;
+use tokio::sync::mpsc;
+
+use super::format::{self, AudioFormat};
+use super::messages;
+use super::output::{self, Item, Output};
+use super::settings::{self, Changed, Settings};
+use crate::runtime::RUNTIME;
+use crate::soniox::session::{sends_key_in_clear, Command, Pacing, SessionConfig, SessionError, SessionHandle};
+use crate::transcript::timeline::Timeline;
+
+pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "sonioxstt",
+        gst::DebugColorFlags::empty(),
+        Some("Soniox real-time speech-to-text"),
+    )
+});
+
+/// A session that may still receive audio or drain.
+#[derive(Debug)]
+struct ActiveSession {
+    id: u32,
+    format: AudioFormat,
+    handle: SessionHandle,
+    commands: mpsc::Sender<Command>,
+    timeline: Arc<Mutex<Timeline>>,
+}
+
+/// What a running stream owns.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Where items for the src task go; `None` while the task is stopped.
+    output: Option<mpsc::Sender<Item>>,
+    flushing: bool,
+    /// Sticky flow result of the output side (error, downstream EOS or not-linked).
+    flow: Option<gst::FlowError>,
+    format: Option<AudioFormat>,
+    /// The session receiving audio.
+    session: Option<ActiveSession>,
+    /// Sessions that got their end of audio and are draining.
+    draining: Vec<ActiveSession>,
+    sessions_started: u32,
+    sent_caps: bool,
+    sent_tag: bool,
+}
+
+impl State {
+    fn check_flow(&self) -> Result<(), gst::FlowError> {
+        if self.flushing {
+            return Err(gst::FlowError::Flushing);
+        }
+        self.flow.map_or(Ok(()), Err)
+    }
+
+    fn forget_finished(&mut self) {
+        self.draining.retain(|s| !s.handle.is_finished());
+    }
+}
+
+pub struct SonioxStt {
+    pub srcpad: gst::Pad,
+    sinkpad: gst::Pad,
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    max_observed_delay_ms: AtomicU32,
+}
+
+impl SonioxStt {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    pub fn is_flushing(&self) -> bool {
+        self.state().flushing
+    }
+
+    // ---- input: audio -------------------------------------------------------------------
+
+    fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (commands, timeline) = self.session_for_audio()?;
+        let pts = buffer.pts().map(gst::ClockTime::nseconds);
+        let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
+        let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("Could not map an audio buffer"));
+            gst::FlowError::Error
+        })?;
+        if audio.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        timeline.lock().unwrap().record(pts, discont, audio.len() as u64);
+        commands
+            .blocking_send(Command::Audio(Bytes::from_owner(audio)))
+            .map_err(|_| self.flow_after_session_loss())?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// What the chain returns when the session stopped taking audio.
+    fn flow_after_session_loss(&self) -> gst::FlowError {
+        let state = self.state();
+        match state.check_flow() {
+            Err(flow) => flow,
+            // The session failed; the src task posts the error.
+            Ok(()) => gst::FlowError::Error,
+        }
+    }
+
+    fn session_for_audio(&self) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+        {
+            let state = self.state();
+            state.check_flow()?;
+            if let Some(session) = &state.session {
+                return Ok((session.commands.clone(), session.timeline.clone()));
+            }
+        }
+        self.start_session()
+    }
+
+    /// Opens a session for the first buffer of a stream (or after a caps change).
+    fn start_session(&self) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+        let settings = self.settings();
+        let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
+        let Some(api_key) = settings.resolve_key() else {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::NotAuthorized,
+                ("No Soniox API key: set the api-key property or {}", settings::API_KEY_ENV)
+            );
+            return Err(gst::FlowError::Error);
+        };
+        let start_request = settings.start_request(&format).map_err(|reason| {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", reason));
+            gst::FlowError::Error
+        })?;
+        let url = settings.endpoint();
+        if sends_key_in_clear(&url) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("The API key is sent unencrypted to {}: use wss://", url)
+            );
+        }
+        let live = self.upstream_is_live();
+        let pacing = (!live && settings.pace > 0.0).then(|| Pacing {
+            bytes_per_second: format.bytes_per_second(),
+            speed: settings.pace,
+            burst: settings::PACE_BURST,
+        });
+        let config = SessionConfig {
+            url,
+            api_key,
+            start_request,
+            keepalive_interval: settings.keepalive_interval(),
+            drain_timeout: settings.drain_timeout(),
+            connect_timeout: settings::CONNECT_TIMEOUT,
+            pacing,
+        };
+
+        let mut state = self.state();
+        state.check_flow()?;
+        let output = state.output.clone().ok_or(gst::FlowError::Flushing)?;
+        state.forget_finished();
+        state.sessions_started += 1;
+        let id = state.sessions_started;
+        gst::info!(
+            CAT,
+            imp = self,
+            "starting session {id}: {} ({} Hz), {}, live {live}",
+            format.soniox,
+            format.rate,
+            config.url
+        );
+        let timeline = Arc::new(Mutex::new(Timeline::new(format.bytes_per_second())));
+        let for_events = timeline.clone();
+        let handle = SessionHandle::spawn(config, output, move |event| Item::Session {
+            id,
+            timeline: for_events.clone(),
+            event,
+        });
+        let commands = handle.commands();
+        state.session = Some(ActiveSession {
+            id,
+            format,
+            handle,
+            commands: commands.clone(),
+            timeline: timeline.clone(),
+        });
+        Ok((commands, timeline))
+    }
+
+    fn upstream_is_live(&self) -> bool {
+        let mut query = gst::query::Latency::new();
+        self.sinkpad.peer_query(&mut query) && query.result().0
+    }
+
+    /// Ends the audio of the current session; it drains on its own. Returns the sessions
+    /// that have not ended yet.
+    fn end_audio(&self) -> Vec<u32> {
+        let commands = {
+            let mut state = self.state();
+            state.forget_finished();
+            let commands = state.session.as_ref().map(|s| s.commands.clone());
+            if let Some(session) = state.session.take() {
+                state.draining.push(session);
+            }
+            commands
+        };
+        if let Some(commands) = commands {
+            let _ = commands.blocking_send(Command::EndOfAudio);
+        }
+        self.state().draining.iter().map(|s| s.id).collect()
+    }
+
+    /// Asks the current session to finalize what it has. `in_stream`: called from the
+    /// streaming thread, in order with the audio (may wait for room); else from any thread.
+    fn request_finalize(&self, in_stream: bool) {
+        let commands = self.state().session.as_ref().map(|s| s.commands.clone());
+        let Some(commands) = commands else {
+            gst::debug!(CAT, imp = self, "finalize requested without a session: nothing to do");
+            return;
+        };
+        gst::debug!(CAT, imp = self, "finalize requested");
+        if in_stream {
+            let _ = commands.blocking_send(Command::Finalize);
+        } else if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(Command::Finalize) {
+            RUNTIME.spawn(async move {
+                let _ = commands.send(command).await;
+            });
+        }
+    }
+
+    // ---- input: events -------------------------------------------------------------------
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        gst::log!(CAT, obj = pad, "handling {event:?}");
+        match event.view() {
+            EventView::FlushStart(_) => {
+                let ret = self.srcpad.push_event(event);
+                self.stop_streaming();
+                ret
+            }
+            EventView::FlushStop(_) => {
+                self.reset_stream();
+                let ret = self.srcpad.push_event(event);
+                self.start_output();
+                ret
+            }
+            EventView::StreamStart(stream_start) => {
+                let stream_id = format!("{}/sonioxstt", stream_start.stream_id());
+                let mut builder = gst::event::StreamStart::builder(&stream_id).seqnum(event.seqnum());
+                if let Some(group) = stream_start.group_id() {
+                    builder = builder.group_id(group);
+                }
+                self.send_item(Item::Event(builder.build()))
+            }
+            EventView::Caps(caps) => self.set_caps(caps.caps()),
+            EventView::Segment(segment) => {
+                let Ok(segment) = segment.segment().clone().downcast::<gst::ClockTime>() else {
+                    gst::element_imp_error!(self, gst::StreamError::Format, ("sonioxstt needs a TIME segment"));
+                    return false;
+                };
+                let mut out = segment.clone();
+                out.set_base(segment.base().unwrap_or(gst::ClockTime::ZERO) + self.settings.lock().unwrap().lateness());
+                let ok = self.send_item(Item::Event(gst::event::Segment::builder(&out).seqnum(event.seqnum()).build()));
+                let tag = {
+                    let mut state = self.state();
+                    !std::mem::replace(&mut state.sent_tag, true)
+                };
+                if let Some(language) = self.settings.lock().unwrap().known_language().filter(|_| tag) {
+                    let mut tags = gst::TagList::new();
+                    tags.get_mut()
+                        .expect("new tag list")
+                        .add::<gst::tags::LanguageCode>(&language.as_str(), gst::TagMergeMode::Replace);
+                    self.send_item(Item::Event(gst::event::Tag::new(tags)));
+                }
+                ok
+            }
+            EventView::Eos(_) => {
+                let after = self.end_audio();
+                gst::debug!(CAT, imp = self, "EOS after sessions {after:?}");
+                self.send_item(Item::Eos {
+                    seqnum: event.seqnum(),
+                    after,
+                })
+            }
+            EventView::CustomDownstream(_) if messages::is_finalize_request(&event) => {
+                self.request_finalize(true);
+                true
+            }
+            // Audio tags and gaps say nothing about the text stream.
+            EventView::Tag(_) | EventView::Gap(_) => true,
+            _ if event.is_serialized() => self.send_item(Item::Event(event)),
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    fn set_caps(&self, caps: &gst::CapsRef) -> bool {
+        let format = match AudioFormat::from_caps(caps) {
+            Ok(format) => format,
+            Err(reason) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", reason));
+                return false;
+            }
+        };
+        gst::debug!(CAT, imp = self, "audio format {format:?}");
+        let (changed, first) = {
+            let mut state = self.state();
+            state.format = Some(format);
+            let changed = state.session.as_ref().is_some_and(|s| s.format != format);
+            (changed, !std::mem::replace(&mut state.sent_caps, true))
+        };
+        if changed {
+            // The next buffer opens a session in the new format; this one drains.
+            self.end_audio();
+        }
+        !first || self.send_item(Item::Event(gst::event::Caps::new(&format::src_caps())))
+    }
+
+    /// Queues an item for the src task (from the streaming thread: may wait for room).
+    fn send_item(&self, item: Item) -> bool {
+        let output = self.state().output.clone();
+        output.is_some_and(|output| output.blocking_send(item).is_ok())
+    }
+
+    // ---- output side ----------------------------------------------------------------------
+
+    fn start_output(&self) {
+        let (sender, receiver) = mpsc::channel(output::CAPACITY);
+        self.state().output = Some(sender);
+        let mut output = Output::new(self.obj().downgrade(), receiver);
+        if let Err(e) = self.srcpad.start_task(move || output.iterate()) {
+            gst::error!(CAT, imp = self, "could not start the src task: {e}");
+        }
+    }
+
+    /// Aborts every session at once (no drain) and stops the src task. Returns promptly.
+    fn stop_streaming(&self) {
+        let (output, sessions) = {
+            let mut state = self.state();
+            state.flushing = true;
+            let mut sessions: Vec<ActiveSession> = state.draining.drain(..).collect();
+            sessions.extend(state.session.take());
+            (state.output.take(), sessions)
+        };
+        drop(sessions); // aborts the session tasks; a chain waiting on one returns
+        if let Some(output) = output {
+            let _ = output.try_send(Item::Stop);
+        }
+        let _ = self.srcpad.stop_task();
+    }
+
+    /// Forgets the stream after a flush or a stop; caps stay.
+    fn reset_stream(&self) {
+        let mut state = self.state();
+        state.flushing = false;
+        state.flow = None;
+        state.session = None;
+        state.draining.clear();
+    }
+
+    pub fn set_output_flow(&self, flow: gst::FlowError) {
+        if matches!(flow, gst::FlowError::NotLinked | gst::FlowError::NotNegotiated) {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Internal data stream error."),
+                ["streaming stopped, reason {:?}", flow]
+            );
+        }
+        self.state().flow = Some(flow);
+    }
+
+    pub fn push_word(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.srcpad.push(buffer)
+    }
+
+    // ---- bus --------------------------------------------------------------------------------
+
+    pub fn post(&self, structure: gst::Structure) {
+        self.post_with(|| structure);
+    }
+
+    /// Posts an element message when `post-messages` is on.
+    pub fn post_with(&self, build: impl FnOnce() -> gst::Structure) {
+        if self.settings.lock().unwrap().post_messages {
+            let message = gst::message::Element::builder(build()).src(&*self.obj()).build();
+            let _ = self.obj().post_message(message);
+        }
+    }
+
+    pub fn warn_drain_timeout(&self, id: u32) {
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Read,
+            ("Soniox did not finish within drain-timeout: the last words were pushed as they were"),
+            ["session {}", id]
+        );
+    }
+
+    pub fn post_session_error(&self, id: u32, error: &SessionError) {
+        let text = error.to_string();
+        let debug = match error {
+            SessionError::Service(e) => format!(
+                "session {id}, request id {}",
+                e.request_id.as_deref().unwrap_or("unknown")
+            ),
+            _ => format!("session {id}"),
+        };
+        gst::warning!(CAT, imp = self, "session {id} failed: {text}");
+        let builder = |domain| gst::message::Error::builder(domain, &text).debug(&debug).src(&*self.obj());
+        let message = match error {
+            _ if output::is_auth_error(error) => builder(gst::ResourceError::NotAuthorized).build(),
+            SessionError::Service(e) if e.code == Some(400) => {
+                gst::message::Error::builder(gst::LibraryError::Settings, &text)
+                    .debug(&debug)
+                    .src(&*self.obj())
+                    .build()
+            }
+            SessionError::Connect { .. } | SessionError::Tls { .. } | SessionError::InvalidUrl { .. } => {
+                builder(gst::ResourceError::OpenReadWrite).build()
+            }
+            _ => builder(gst::ResourceError::Failed).build(),
+        };
+        let _ = self.obj().post_message(message);
+    }
+
+    // ---- queries ------------------------------------------------------------------------
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(latency) => {
+                let mut upstream = gst::query::Latency::new();
+                if !self.sinkpad.peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                if live {
+                    let ours = self.settings.lock().unwrap().latency();
+                    latency.set(true, min + ours, max.map(|max| max + ours));
+                } else {
+                    latency.set(live, min, max);
+                }
+                gst::debug!(CAT, imp = self, "latency {latency:?}");
+                true
+            }
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for SonioxStt {
+    const NAME: &'static str = "GstSonioxStt";
+    type Type = super::SonioxStt;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").expect("sink template");
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|pad, parent, buffer| {
+                SonioxStt::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |imp| {
+                    imp.sink_chain(buffer).inspect_err(|flow| {
+                        gst::debug!(CAT, obj = pad, "chain returns {flow:?}");
+                    })
+                })
+            })
+            .event_function(|pad, parent, event| {
+                SonioxStt::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+            })
+            .build();
+        let templ = klass.pad_template("src").expect("src template");
+        let srcpad = gst::Pad::builder_from_template(&templ)
+            .query_function(|pad, parent, query| {
+                SonioxStt::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
+            .activatemode_function(|_pad, parent, mode, active| {
+                SonioxStt::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic in src pad activation")),
+                    |imp| {
+                        if mode != gst::PadMode::Push {
+                            return Err(gst::loggable_error!(CAT, "only push mode is supported"));
+                        }
+                        if active {
+                            *imp.state() = State::default();
+                            imp.start_output();
+                        } else {
+                            imp.stop_streaming();
+                        }
+                        Ok(())
+                    },
+                )
+            })
+            .flags(gst::PadFlags::FIXED_CAPS)
+            .build();
+        SonioxStt {
+            srcpad,
+            sinkpad,
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            max_observed_delay_ms: AtomicU32::new(0),
+        }
+    }
+}
+
+impl ObjectImpl for SonioxStt {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("add sink pad");
+        obj.add_pad(&self.srcpad).expect("add src pad");
+    }
+
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(settings::properties);
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: Lazy<Vec<glib::subclass::Signal>> = Lazy::new(|| {
+            vec![glib::subclass::Signal::builder("finalize")
+                .action()
+                .class_handler(|args| {
+                    let element = args[0].get::<super::SonioxStt>().expect("signal on sonioxstt");
+                    element.imp().request_finalize(false);
+                    None
+                })
+                .build()]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let result = self.settings.lock().unwrap().set(pspec.name(), value);
+        match result {
+            Ok(Changed::Latency) => {
+                gst::debug!(CAT, imp = self, "latency changed");
+                let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+            }
+            Ok(Changed::Nothing) => {}
+            Err(reason) => gst::warning!(CAT, imp = self, "{reason}"),
+        }
+        if pspec.name() != "api-key" {
+            gst::debug!(CAT, imp = self, "set {}", pspec.name());
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let delay = self.max_observed_delay_ms.load(Ordering::Relaxed);
+        self.settings.lock().unwrap().get(pspec.name(), delay)
+    }
+}
+
+impl GstObjectImpl for SonioxStt {}
+
+impl ElementImpl for SonioxStt {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Soniox speech-to-text",
+                "Audio/Text/Filter",
+                "Transcribes live audio to timestamped words with Soniox real-time speech-to-text",
+                "gst-plugin-soniox developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            vec![
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &format::sink_caps())
+                    .expect("sink template"),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &format::src_caps())
+                    .expect("src template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        if transition == gst::StateChange::PausedToReady {
+            // Before the pads deactivate: unblock a chain waiting on a session.
+            self.stop_streaming();
+        }
+        self.parent_change_state(transition)
+    }
+}

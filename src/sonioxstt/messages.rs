@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Bus message structures (contract §6) and custom downstream events (contract §4, §7)
+//! built from core results.
+
+use crate::soniox::protocol::{ServerMessage, Token};
+use crate::transcript::timeline::Timeline;
+
+pub const TRANSCRIPT: &str = "soniox/transcript";
+pub const TOKEN: &str = "soniox/token";
+pub const ENDPOINT: &str = "soniox/endpoint";
+pub const FINALIZED: &str = "soniox/finalized";
+pub const SESSION: &str = "soniox/session";
+/// Custom downstream event on `sink`: finalize now, in order with the audio.
+pub const FINALIZE_EVENT: &str = "soniox/finalize";
+pub const SPEAKER_CHANGE_EVENT: &str = "rstranscribe/speaker-change";
+pub const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
+
+/// `soniox/session` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLife {
+    Connected,
+    Finished,
+}
+
+impl SessionLife {
+    fn name(self) -> &'static str {
+        match self {
+            SessionLife::Connected => "connected",
+            SessionLife::Finished => "finished",
+        }
+    }
+}
+
+/// `soniox/transcript` for a message with tokens.
+pub fn transcript(
+    message: &ServerMessage,
+    final_text: &str,
+    interim_text: &str,
+    session: u32,
+    timeline: &Timeline,
+) -> gst::Structure {
+    let tokens = gst::List::new(message.tokens.iter().map(|t| token(t, timeline)));
+    gst::Structure::builder(TRANSCRIPT)
+        .field("final", final_text)
+        .field("interim", interim_text)
+        .field("tokens", tokens)
+        .field("final-audio-proc-ms", message.final_audio_proc_ms.unwrap_or(0))
+        .field("total-audio-proc-ms", message.total_audio_proc_ms.unwrap_or(0))
+        .field("session", session)
+        .build()
+}
+
+fn token(token: &Token, timeline: &Timeline) -> gst::Structure {
+    let pts = token.start_ms.and_then(|ms| timeline.pts_at_ms(ms));
+    let end = token.end_ms.and_then(|ms| timeline.pts_at_ms(ms));
+    gst::Structure::builder(TOKEN)
+        .field("text", token.text.as_str())
+        .field("is-final", token.is_final)
+        .field_if_some("pts", pts)
+        .field_if_some("duration", pts.zip(end).map(|(p, e)| e.saturating_sub(p)))
+        .field_if_some("confidence", token.confidence)
+        .field_if_some("speaker", token.speaker.as_deref())
+        .field_if_some("language", token.language.as_deref())
+        .field_if_some("translation-status", token.translation_status.as_deref())
+        .field_if_some("source-language", token.source_language.as_deref())
+        .build()
+}
+
+/// `soniox/endpoint`: `pts` is where the utterance ends (ns), when known.
+pub fn endpoint(pts: Option<u64>, text: &str, session: u32) -> gst::Structure {
+    gst::Structure::builder(ENDPOINT)
+        .field_if_some("pts", pts)
+        .field("text", text)
+        .field("session", session)
+        .build()
+}
+
+pub fn finalized(session: u32) -> gst::Structure {
+    gst::Structure::builder(FINALIZED).field("session", session).build()
+}
+
+pub fn session(life: SessionLife, session: u32, reason: &str) -> gst::Structure {
+    gst::Structure::builder(SESSION)
+        .field("event", life.name())
+        .field("session", session)
+        .field("reason", reason)
+        .build()
+}
+
+pub fn final_transcript_event() -> gst::Event {
+    gst::event::CustomDownstream::new(gst::Structure::new_empty(FINAL_TRANSCRIPT_EVENT))
+}
+
+pub fn speaker_change_event(speaker: &str) -> gst::Event {
+    gst::event::CustomDownstream::new(
+        gst::Structure::builder(SPEAKER_CHANGE_EVENT)
+            .field("speaker", speaker)
+            .build(),
+    )
+}
+
+/// Whether `event` is the `soniox/finalize` request.
+pub fn is_finalize_request(event: &gst::EventRef) -> bool {
+    event.type_() == gst::EventType::CustomDownstream
+        && event.structure().is_some_and(|s| s.name() == FINALIZE_EVENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_mapped_times_and_only_the_fields_soniox_sent() {
+        gst::init().unwrap();
+        let mut timeline = Timeline::new(32_000);
+        timeline.record(Some(10_000_000_000), false, 64_000);
+        let message = ServerMessage::parse(
+            r#"{"tokens": [{"text": " Hi", "start_ms": 100, "end_ms": 300, "confidence": 0.9, "is_final": true, "speaker": "2"},
+                           {"text": "<end>", "is_final": true}],
+                "final_audio_proc_ms": 400, "total_audio_proc_ms": 600}"#,
+        )
+        .unwrap();
+        let s = transcript(&message, " Hi", "", 3, &timeline);
+        assert_eq!(s.get::<&str>("final").unwrap(), " Hi");
+        assert_eq!(s.get::<u64>("total-audio-proc-ms").unwrap(), 600);
+        assert_eq!(s.get::<u32>("session").unwrap(), 3);
+        let tokens = s.get::<gst::List>("tokens").unwrap();
+        let first = tokens.first().unwrap().get::<gst::Structure>().unwrap();
+        assert_eq!(first.name(), TOKEN);
+        assert_eq!(first.get::<u64>("pts").unwrap(), 10_100_000_000);
+        assert_eq!(first.get::<u64>("duration").unwrap(), 200_000_000);
+        assert_eq!(first.get::<&str>("speaker").unwrap(), "2");
+        assert!(!first.has_field("language"));
+        let end = tokens.get(1).unwrap().get::<gst::Structure>().unwrap();
+        assert!(!end.has_field("pts") && !end.has_field("confidence"));
+    }
+}

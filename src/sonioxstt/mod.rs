@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `sonioxstt`: live audio in, timestamped final words out, through Soniox real-time
+//! speech-to-text. See `sonioxstt-spec.md` for the contract.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod format;
+mod imp;
+mod messages;
+mod output;
+mod settings;
+
+glib::wrapper! {
+    pub struct SonioxStt(ObjectSubclass<imp::SonioxStt>) @extends gst::Element, gst::Object;
+}
+
+/// Soniox data-residency regions; each has its own endpoint and keys.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSonioxRegion")]
+pub enum Region {
+    #[default]
+    #[enum_value(name = "United States (stt-rt.soniox.com)", nick = "us")]
+    Us = 0,
+    #[enum_value(name = "European Union (stt-rt.eu.soniox.com)", nick = "eu")]
+    Eu = 1,
+    #[enum_value(name = "Japan (stt-rt.jp.soniox.com)", nick = "jp")]
+    Jp = 2,
+}
+
+impl Region {
+    pub fn nick(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+            Region::Jp => "jp",
+        }
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(Some(plugin), "sonioxstt", gst::Rank::NONE, SonioxStt::static_type())
+}

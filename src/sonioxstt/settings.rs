@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the properties set (contract §3), declared once, and how they become a start request.
+
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use super::format::AudioFormat;
+use super::Region;
+use crate::soniox::protocol::{context_value, StartRequest};
+use crate::soniox::session::{region_url, ApiKey};
+
+pub const DEFAULT_MODEL: &str = "stt-rt-v5";
+const DEFAULT_LATENCY_MS: u32 = 3000;
+const DEFAULT_KEEPALIVE_MS: u32 = 5000;
+const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
+const DEFAULT_PACE: f64 = 1.0;
+const MAX_CLIENT_REFERENCE_ID: usize = 256;
+/// How far ahead of real time non-live audio may go at the start of a session.
+pub const PACE_BURST: Duration = Duration::from_secs(3);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const API_KEY_ENV: &str = "SONIOX_API_KEY";
+
+/// The properties' values. `Debug` is safe: the key prints redacted.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_key: Option<ApiKey>,
+    pub region: Region,
+    pub url: Option<String>,
+    pub model: String,
+    pub language_code: Option<String>,
+    pub language_hints: Vec<String>,
+    pub language_hints_strict: bool,
+    pub context: Option<String>,
+    pub enable_speaker_diarization: bool,
+    pub enable_language_identification: bool,
+    pub enable_endpoint_detection: bool,
+    pub max_endpoint_delay_ms: u32,
+    pub client_reference_id: Option<String>,
+    pub latency_ms: u32,
+    pub lateness_ms: u32,
+    pub keepalive_interval_ms: u32,
+    pub drain_timeout_ms: u32,
+    pub pace: f64,
+    pub post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            api_key: None,
+            region: Region::Us,
+            url: None,
+            model: DEFAULT_MODEL.to_string(),
+            language_code: None,
+            language_hints: Vec::new(),
+            language_hints_strict: false,
+            context: None,
+            enable_speaker_diarization: false,
+            enable_language_identification: false,
+            enable_endpoint_detection: true,
+            max_endpoint_delay_ms: 0,
+            client_reference_id: None,
+            latency_ms: DEFAULT_LATENCY_MS,
+            lateness_ms: 0,
+            keepalive_interval_ms: DEFAULT_KEEPALIVE_MS,
+            drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
+            pace: DEFAULT_PACE,
+            post_messages: true,
+        }
+    }
+}
+
+impl Settings {
+    /// The endpoint: `url` when set, else the region's.
+    pub fn endpoint(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| region_url(self.region.nick()))
+    }
+
+    /// The key: the property, else `SONIOX_API_KEY` (read now, at connect time).
+    pub fn resolve_key(&self) -> Option<ApiKey> {
+        self.api_key
+            .clone()
+            .or_else(|| std::env::var(API_KEY_ENV).ok().and_then(ApiKey::new))
+    }
+
+    /// Language hints as sent: `language-code` reduced to its language first, then
+    /// `language-hints`, lower-cased, without duplicates.
+    pub fn hints(&self) -> Vec<String> {
+        let mut hints: Vec<String> = Vec::new();
+        let code = self.language_code.as_deref().map(primary_language);
+        for hint in code.into_iter().chain(self.language_hints.iter().map(|h| h.trim().to_ascii_lowercase())) {
+            if !hint.is_empty() && !hints.contains(&hint) {
+                hints.push(hint);
+            }
+        }
+        hints
+    }
+
+    /// The language known before any audio (for the tag event).
+    pub fn known_language(&self) -> Option<String> {
+        self.hints().into_iter().next()
+    }
+
+    pub fn start_request(&self, format: &AudioFormat) -> Result<StartRequest, String> {
+        if let Some(id) = &self.client_reference_id {
+            if id.chars().count() > MAX_CLIENT_REFERENCE_ID {
+                return Err(format!(
+                    "client-reference-id is longer than {MAX_CLIENT_REFERENCE_ID} characters"
+                ));
+            }
+        }
+        Ok(StartRequest {
+            model: self.model.clone(),
+            audio_format: format.soniox.to_string(),
+            sample_rate: Some(format.rate),
+            num_channels: Some(format.channels),
+            language_hints: self.hints(),
+            language_hints_strict: self.language_hints_strict,
+            context: self.context.as_deref().map(context_value),
+            enable_speaker_diarization: self.enable_speaker_diarization,
+            enable_language_identification: self.enable_language_identification,
+            enable_endpoint_detection: self.enable_endpoint_detection,
+            max_endpoint_delay_ms: (self.max_endpoint_delay_ms > 0).then_some(self.max_endpoint_delay_ms),
+            client_reference_id: self.client_reference_id.clone(),
+        })
+    }
+
+    pub fn keepalive_interval(&self) -> Duration {
+        Duration::from_millis(self.keepalive_interval_ms.into())
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms.into())
+    }
+
+    pub fn latency(&self) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(self.latency_ms.into())
+    }
+
+    pub fn lateness(&self) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(self.lateness_ms.into())
+    }
+}
+
+/// `en-US` → `en`.
+fn primary_language(tag: &str) -> String {
+    tag.trim()
+        .split(['-', '_'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// The element's properties, declared once.
+pub fn properties() -> Vec<glib::ParamSpec> {
+    let ms = |name: &str, nick: &str, blurb: &str, min: u32, max: u32, default: u32| {
+        glib::ParamSpecUInt::builder(name)
+            .nick(nick)
+            .blurb(blurb)
+            .minimum(min)
+            .maximum(max)
+            .default_value(default)
+            .mutable_playing()
+            .build()
+    };
+    let d = Settings::default();
+    vec![
+        glib::ParamSpecString::builder("api-key")
+            .nick("API key")
+            .blurb("Soniox API key or temporary key. When unset, SONIOX_API_KEY is read at connect time. Write-only: it is never logged or readable back")
+            .write_only()
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("region", d.region)
+            .nick("Region")
+            .blurb("Soniox region whose endpoint is used when url is unset (us: stt-rt.soniox.com, eu: stt-rt.eu.soniox.com, jp: stt-rt.jp.soniox.com)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("url")
+            .nick("URL")
+            .blurb("Overrides the WebSocket endpoint entirely (on-prem, proxies, tests); ws:// is allowed")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("model")
+            .nick("Model")
+            .blurb("Soniox real-time model, sent as is")
+            .default_value(Some(DEFAULT_MODEL))
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("language-code")
+            .nick("Language code")
+            .blurb("BCP-47 tag (e.g. en-US); its language (en) becomes the first language hint (transcriberbin compatibility)")
+            .mutable_ready()
+            .build(),
+        gst::ParamSpecArray::builder("language-hints")
+            .nick("Language hints")
+            .blurb("ISO 639-1 codes of the expected languages (e.g. <en,de>); duplicates removed")
+            .element_spec(
+                &glib::ParamSpecString::builder("language-hint")
+                    .nick("Language hint")
+                    .blurb("ISO 639-1 code")
+                    .build(),
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("language-hints-strict")
+            .nick("Strict language hints")
+            .blurb("Strongly prefer the hinted languages")
+            .default_value(d.language_hints_strict)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("context")
+            .nick("Context")
+            .blurb("Domain context: a JSON object is sent as Soniox's structured context (general, text, terms, translation_terms); any other string is sent as {\"text\": …}")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("enable-speaker-diarization")
+            .nick("Speaker diarization")
+            .blurb("Label tokens with speakers and send rstranscribe/speaker-change events")
+            .default_value(d.enable_speaker_diarization)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("enable-language-identification")
+            .nick("Language identification")
+            .blurb("Label tokens with their language")
+            .default_value(d.enable_language_identification)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("enable-endpoint-detection")
+            .nick("Endpoint detection")
+            .blurb("Let Soniox detect the end of utterances (finalizes words sooner, posts soniox/endpoint)")
+            .default_value(d.enable_endpoint_detection)
+            .mutable_ready()
+            .build(),
+        ms(
+            "max-endpoint-delay",
+            "Max endpoint delay",
+            "Longest delay in ms between the end of speech and the endpoint; 0 = service default, else 500–3000",
+            0,
+            3000,
+            d.max_endpoint_delay_ms,
+        ),
+        glib::ParamSpecString::builder("client-reference-id")
+            .nick("Client reference ID")
+            .blurb("Reference shown in Soniox usage logs (at most 256 characters)")
+            .mutable_ready()
+            .build(),
+        ms(
+            "latency",
+            "Latency",
+            "Latency in ms that the element adds to a live pipeline: words are pushed before their running time + latency",
+            0,
+            u32::MAX,
+            d.latency_ms,
+        ),
+        ms(
+            "lateness",
+            "Lateness",
+            "Shifts the output segment's base by this many ms, so text is rendered later by a fixed amount",
+            0,
+            u32::MAX,
+            d.lateness_ms,
+        ),
+        glib::ParamSpecUInt::builder("max-observed-delay")
+            .nick("Max observed delay")
+            .blurb("Largest observed delay in ms between a word's audio being sent and the word being pushed (running time)")
+            .read_only()
+            .build(),
+        ms(
+            "keepalive-interval",
+            "Keepalive interval",
+            "A keepalive is sent whenever no audio went out for this many ms (1000–19000)",
+            1000,
+            19_000,
+            d.keepalive_interval_ms,
+        ),
+        ms(
+            "drain-timeout",
+            "Drain timeout",
+            "At EOS, the longest wait in ms for the service's last words",
+            0,
+            u32::MAX,
+            d.drain_timeout_ms,
+        ),
+        glib::ParamSpecDouble::builder("pace")
+            .nick("Pace")
+            .blurb("Non-live input is sent at most this many times faster than real time, after a catch-up burst of 3 s; 0 = as fast as the connection takes it. Live input is never held back")
+            .minimum(0.0)
+            .maximum(1000.0)
+            .default_value(DEFAULT_PACE)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("post-messages")
+            .nick("Post messages")
+            .blurb("Post soniox/transcript, soniox/endpoint, soniox/finalized and soniox/session element messages on the bus")
+            .default_value(d.post_messages)
+            .mutable_playing()
+            .build(),
+    ]
+}
+
+/// What setting a property changed that the element must act upon.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    Nothing,
+    Latency,
+}
+
+impl Settings {
+    /// Applies a property. Invalid values are clamped (with the reason returned in `Err`).
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> Result<Changed, String> {
+        let string = || non_empty(value.get::<Option<String>>().expect("type checked by GObject"));
+        let uint = || value.get::<u32>().expect("type checked by GObject");
+        let boolean = || value.get::<bool>().expect("type checked by GObject");
+        match name {
+            "api-key" => self.api_key = string().and_then(ApiKey::new),
+            "region" => self.region = value.get().expect("type checked by GObject"),
+            "url" => self.url = string(),
+            "model" => self.model = string().unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            "language-code" => self.language_code = string(),
+            "language-hints" => {
+                let array = value.get::<gst::Array>().expect("type checked by GObject");
+                self.language_hints = array
+                    .iter()
+                    .filter_map(|v| v.get::<String>().ok())
+                    .collect();
+            }
+            "language-hints-strict" => self.language_hints_strict = boolean(),
+            "context" => self.context = string(),
+            "enable-speaker-diarization" => self.enable_speaker_diarization = boolean(),
+            "enable-language-identification" => self.enable_language_identification = boolean(),
+            "enable-endpoint-detection" => self.enable_endpoint_detection = boolean(),
+            "max-endpoint-delay" => {
+                let v = uint();
+                self.max_endpoint_delay_ms = if v == 0 { 0 } else { v.clamp(500, 3000) };
+                if self.max_endpoint_delay_ms != v {
+                    return Err(format!("max-endpoint-delay {v} is outside 500–3000; using {}", self.max_endpoint_delay_ms));
+                }
+            }
+            "client-reference-id" => self.client_reference_id = string(),
+            "latency" => {
+                let v = uint();
+                let changed = v != self.latency_ms;
+                self.latency_ms = v;
+                if changed {
+                    return Ok(Changed::Latency);
+                }
+            }
+            "lateness" => self.lateness_ms = uint(),
+            "keepalive-interval" => self.keepalive_interval_ms = uint(),
+            "drain-timeout" => self.drain_timeout_ms = uint(),
+            "pace" => self.pace = value.get::<f64>().expect("type checked by GObject"),
+            "post-messages" => self.post_messages = boolean(),
+            other => unreachable!("unknown property {other}"),
+        }
+        Ok(Changed::Nothing)
+    }
+
+    /// Reads a property. `api-key` is write-only and never read here.
+    pub fn get(&self, name: &str, max_observed_delay_ms: u32) -> glib::Value {
+        match name {
+            "region" => self.region.to_value(),
+            "url" => self.url.to_value(),
+            "model" => self.model.to_value(),
+            "language-code" => self.language_code.to_value(),
+            "language-hints" => gst::Array::new(self.language_hints.iter()).to_value(),
+            "language-hints-strict" => self.language_hints_strict.to_value(),
+            "context" => self.context.to_value(),
+            "enable-speaker-diarization" => self.enable_speaker_diarization.to_value(),
+            "enable-language-identification" => self.enable_language_identification.to_value(),
+            "enable-endpoint-detection" => self.enable_endpoint_detection.to_value(),
+            "max-endpoint-delay" => self.max_endpoint_delay_ms.to_value(),
+            "client-reference-id" => self.client_reference_id.to_value(),
+            "latency" => self.latency_ms.to_value(),
+            "lateness" => self.lateness_ms.to_value(),
+            "max-observed-delay" => max_observed_delay_ms.to_value(),
+            "keepalive-interval" => self.keepalive_interval_ms.to_value(),
+            "drain-timeout" => self.drain_timeout_ms.to_value(),
+            "pace" => self.pace.to_value(),
+            "post-messages" => self.post_messages.to_value(),
+            other => unreachable!("property {other} is not readable"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format() -> AudioFormat {
+        AudioFormat {
+            soniox: "pcm_s16le",
+            rate: 16000,
+            channels: 1,
+            bytes_per_frame: 2,
+        }
+    }
+
+    #[test]
+    fn the_default_start_request_is_the_contracts() {
+        let request = Settings::default().start_request(&format()).unwrap();
+        assert_eq!(request.model, "stt-rt-v5");
+        assert_eq!(request.audio_format, "pcm_s16le");
+        assert_eq!(request.sample_rate, Some(16000));
+        assert_eq!(request.num_channels, Some(1));
+        assert!(request.enable_endpoint_detection);
+        assert!(request.language_hints.is_empty());
+        assert_eq!(request.max_endpoint_delay_ms, None);
+    }
+
+    #[test]
+    fn language_code_becomes_the_first_hint_without_duplicates() {
+        let settings = Settings {
+            language_code: Some("en-US".into()),
+            language_hints: vec!["de".into(), "EN".into(), "de".into(), " fr ".into()],
+            ..Default::default()
+        };
+        assert_eq!(settings.hints(), vec!["en", "de", "fr"]);
+        assert_eq!(settings.known_language().as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn a_too_long_client_reference_id_is_refused() {
+        let settings = Settings {
+            client_reference_id: Some("x".repeat(257)),
+            ..Default::default()
+        };
+        assert!(settings.start_request(&format()).unwrap_err().contains("256"));
+    }
+
+    #[test]
+    fn endpoints_default_to_the_region() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.endpoint(), "wss://stt-rt.soniox.com/transcribe-websocket");
+        settings.region = Region::Eu;
+        assert_eq!(settings.endpoint(), "wss://stt-rt.eu.soniox.com/transcribe-websocket");
+        settings.url = Some("ws://127.0.0.1:1/x".into());
+        assert_eq!(settings.endpoint(), "ws://127.0.0.1:1/x");
+    }
+}

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+//! From tokens to timed words, free of GStreamer.
+
+pub mod timeline;
+pub mod words;
