@@ -167,7 +167,10 @@ impl fmt::Display for ServiceError {
 /// Accepts integers, floats (rounded), numeric strings and null for millisecond fields.
 fn lenient_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(deserializer)?;
-    Ok(value.as_ref().and_then(number_of).map(|n| n.max(0.0).round() as u64))
+    Ok(value
+        .as_ref()
+        .and_then(number_of)
+        .map(|n| n.max(0.0).round() as u64))
 }
 
 fn lenient_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
@@ -232,17 +235,25 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&request.to_json()).unwrap();
         assert_eq!(json["language_hints"], serde_json::json!(["en", "de"]));
         assert_eq!(json["language_hints_strict"], true);
-        assert_eq!(json["context"], serde_json::json!({"text": "a talk about GStreamer"}));
+        assert_eq!(
+            json["context"],
+            serde_json::json!({"text": "a talk about GStreamer"})
+        );
         assert_eq!(json["max_endpoint_delay_ms"], 800);
         assert_eq!(json["client_reference_id"], "call-7");
     }
 
     #[test]
     fn structured_context_is_sent_as_an_object() {
-        let value = context_value(r#"{"terms": ["Soniox"], "general": [{"key": "domain", "value": "tech"}]}"#);
+        let value = context_value(
+            r#"{"terms": ["Soniox"], "general": [{"key": "domain", "value": "tech"}]}"#,
+        );
         assert_eq!(value["terms"][0], "Soniox");
         // A JSON value that is not an object is just text.
-        assert_eq!(context_value("[1, 2]"), serde_json::json!({"text": "[1, 2]"}));
+        assert_eq!(
+            context_value("[1, 2]"),
+            serde_json::json!({"text": "[1, 2]"})
+        );
     }
 
     #[test]
@@ -275,8 +286,10 @@ mod tests {
 
     #[test]
     fn parses_finished_and_null_fields() {
-        let message =
-            ServerMessage::parse(r#"{"tokens": [], "final_audio_proc_ms": null, "finished": true}"#).unwrap();
+        let message = ServerMessage::parse(
+            r#"{"tokens": [], "final_audio_proc_ms": null, "finished": true}"#,
+        )
+        .unwrap();
         assert!(message.finished);
         assert_eq!(message.final_audio_proc_ms, None);
         assert!(ServerMessage::parse("{}").unwrap().tokens.is_empty());

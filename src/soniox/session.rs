@@ -42,7 +42,9 @@ impl ApiKey {
 
     fn bearer(&self) -> Result<HeaderValue, SessionError> {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
-            SessionError::InvalidKey("the API key contains characters that cannot be sent in an HTTP header".into())
+            SessionError::InvalidKey(
+                "the API key contains characters that cannot be sent in an HTTP header".into(),
+            )
         })?;
         value.set_sensitive(true);
         Ok(value)
@@ -99,13 +101,25 @@ pub enum SessionEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionError {
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        url: String,
+        reason: String,
+    },
     InvalidKey(String),
-    Connect { url: String, reason: String },
-    Tls { host: String, reason: String },
+    Connect {
+        url: String,
+        reason: String,
+    },
+    Tls {
+        host: String,
+        reason: String,
+    },
     Service(ServiceError),
     /// The server closed the connection before `finished`.
-    Closed { code: Option<u16>, reason: String },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
     Transport(String),
     Protocol(String),
 }
@@ -115,7 +129,9 @@ impl SessionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SessionError::Service(e) => matches!(e.code, Some(408 | 429 | 500 | 502 | 503)),
-            SessionError::Closed { .. } | SessionError::Transport(_) | SessionError::Connect { .. } => true,
+            SessionError::Closed { .. }
+            | SessionError::Transport(_)
+            | SessionError::Connect { .. } => true,
             _ => false,
         }
     }
@@ -124,9 +140,13 @@ impl SessionError {
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SessionError::InvalidUrl { url, reason } => write!(f, "Invalid Soniox URL {url}: {reason}"),
+            SessionError::InvalidUrl { url, reason } => {
+                write!(f, "Invalid Soniox URL {url}: {reason}")
+            }
             SessionError::InvalidKey(reason) => write!(f, "Unusable Soniox API key: {reason}"),
-            SessionError::Connect { url, reason } => write!(f, "Could not connect to Soniox at {url}: {reason}"),
+            SessionError::Connect { url, reason } => {
+                write!(f, "Could not connect to Soniox at {url}: {reason}")
+            }
             SessionError::Tls { host, reason } => {
                 write!(f, "TLS handshake with {host} failed: {reason}")
             }
@@ -166,7 +186,9 @@ pub fn sends_key_in_clear(url: &str) -> bool {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     !loopback
 }
 
@@ -179,7 +201,8 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// Starts a session on the shared runtime. Its events go to `events`, each turned into
-    /// the receiver's item type by `wrap`.
+    /// the receiver's item type by `wrap` (called on the runtime: it must not block). The
+    /// command channel closes only after the session's last event was wrapped and sent.
     pub fn spawn<T, W>(config: SessionConfig, events: mpsc::Sender<T>, wrap: W) -> SessionHandle
     where
         T: Send + 'static,
@@ -188,12 +211,15 @@ impl SessionHandle {
         let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
         let reporter = Reporter { events, wrap };
         let task = RUNTIME.spawn(async move {
-            let end = match run(&config, receiver, &reporter).await {
+            let mut receiver = receiver;
+            let end = match run(&config, &mut receiver, &reporter).await {
                 Ok(Some(end)) => end,
                 Ok(None) => return,
                 Err(error) => SessionEvent::Failed(error),
             };
+            // Senders see the channel close only after the end was reported.
             reporter.report(end).await;
+            drop(receiver);
         });
         SessionHandle { commands, task }
     }
@@ -227,12 +253,13 @@ impl<T, W: Fn(SessionEvent) -> T> Reporter<T, W> {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The session's life. `Ok(None)`: aborted by the element (nothing to report).
 async fn run<T, W: Fn(SessionEvent) -> T>(
     config: &SessionConfig,
-    mut commands: mpsc::Receiver<Command>,
+    commands: &mut mpsc::Receiver<Command>,
     reporter: &Reporter<T, W>,
 ) -> Result<Option<SessionEvent>, SessionError> {
     let socket = connect(config).await?;
@@ -316,7 +343,11 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
     }
 }
 
-async fn send_audio<S>(sink: &mut S, audio: Bytes, pacer: Option<&mut Pacer>) -> Result<(), S::Error>
+async fn send_audio<S>(
+    sink: &mut S,
+    audio: Bytes,
+    pacer: Option<&mut Pacer>,
+) -> Result<(), S::Error>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -370,13 +401,19 @@ async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-    request.headers_mut().insert(AUTHORIZATION, config.api_key.bearer()?);
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, config.api_key.bearer()?);
     let host = request.uri().host().unwrap_or_default().to_string();
-    let connecting = connect_async_tls_with_config(request, None, true, Some(Connector::Rustls(TLS.clone())));
+    let connecting =
+        connect_async_tls_with_config(request, None, true, Some(Connector::Rustls(TLS.clone())));
     match timeout(config.connect_timeout, connecting).await {
         Err(_) => Err(SessionError::Connect {
             url: url.clone(),
-            reason: format!("no answer within {} s", config.connect_timeout.as_secs_f32()),
+            reason: format!(
+                "no answer within {} s",
+                config.connect_timeout.as_secs_f32()
+            ),
         }),
         Ok(Err(error)) => Err(connect_error(url, &host, error)),
         Ok(Ok((socket, _response))) => Ok(socket),
@@ -388,27 +425,36 @@ fn connect_error(url: &str, host: &str, error: tungstenite::Error) -> SessionErr
         tungstenite::Error::Http(response) => {
             let status = response.status();
             let body = response.body().as_deref().map(String::from_utf8_lossy);
-            let reported = body.as_deref().and_then(|b| ServerMessage::parse(b).ok()?.error());
-            SessionError::Service(reported.unwrap_or_else(|| ServiceError {
-                code: Some(status.as_u16()),
-                error_type: None,
-                message: match body.as_deref().map(str::trim) {
-                    Some(text) if !text.is_empty() => excerpt(text),
-                    _ => status.canonical_reason().unwrap_or("HTTP error").to_string(),
-                },
-                request_id: None,
+            let reported = body
+                .as_deref()
+                .and_then(|b| ServerMessage::parse(b).ok()?.error());
+            SessionError::Service(reported.unwrap_or_else(|| {
+                ServiceError {
+                    code: Some(status.as_u16()),
+                    error_type: None,
+                    message: match body.as_deref().map(str::trim) {
+                        Some(text) if !text.is_empty() => excerpt(text),
+                        _ => status
+                            .canonical_reason()
+                            .unwrap_or("HTTP error")
+                            .to_string(),
+                    },
+                    request_id: None,
+                }
             }))
         }
-        tungstenite::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-            Some(tls) => SessionError::Tls {
-                host: host.to_string(),
-                reason: tls.to_string(),
-            },
-            None => SessionError::Connect {
-                url: url.to_string(),
-                reason: io.to_string(),
-            },
-        },
+        tungstenite::Error::Io(io) => {
+            match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                Some(tls) => SessionError::Tls {
+                    host: host.to_string(),
+                    reason: tls.to_string(),
+                },
+                None => SessionError::Connect {
+                    url: url.to_string(),
+                    reason: io.to_string(),
+                },
+            }
+        }
         tungstenite::Error::Tls(tls) => SessionError::Tls {
             host: host.to_string(),
             reason: tls.to_string(),
@@ -437,11 +483,13 @@ static TLS: Lazy<Arc<rustls::ClientConfig>> = Lazy::new(|| {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Arc::new(config)
 });
 
@@ -461,9 +509,18 @@ mod tests {
 
     #[test]
     fn region_urls() {
-        assert_eq!(region_url("us"), "wss://stt-rt.soniox.com/transcribe-websocket");
-        assert_eq!(region_url("eu"), "wss://stt-rt.eu.soniox.com/transcribe-websocket");
-        assert_eq!(region_url("jp"), "wss://stt-rt.jp.soniox.com/transcribe-websocket");
+        assert_eq!(
+            region_url("us"),
+            "wss://stt-rt.soniox.com/transcribe-websocket"
+        );
+        assert_eq!(
+            region_url("eu"),
+            "wss://stt-rt.eu.soniox.com/transcribe-websocket"
+        );
+        assert_eq!(
+            region_url("jp"),
+            "wss://stt-rt.jp.soniox.com/transcribe-websocket"
+        );
     }
 
     #[test]
@@ -482,7 +539,10 @@ mod tests {
             url: "ws://127.0.0.1:9/x".into(),
             reason: "Connection refused".into(),
         };
-        assert_eq!(e.to_string(), "Could not connect to Soniox at ws://127.0.0.1:9/x: Connection refused");
+        assert_eq!(
+            e.to_string(),
+            "Could not connect to Soniox at ws://127.0.0.1:9/x: Connection refused"
+        );
         assert!(e.is_retryable());
         let e = SessionError::Service(ServiceError {
             code: Some(401),
@@ -503,9 +563,16 @@ mod tests {
         let now = Instant::now();
         assert!(pacer.next_due() <= Instant::now());
         pacer.sent(3 * 32_000);
-        assert!(pacer.next_due() <= now + Duration::from_millis(50), "the burst goes at once");
+        assert!(
+            pacer.next_due() <= now + Duration::from_millis(50),
+            "the burst goes at once"
+        );
         pacer.sent(4 * 32_000);
         let due = pacer.next_due() - pacer.start.unwrap();
-        assert_eq!(due, Duration::from_secs(2), "4 s of audio beyond the burst at 2× take 2 s");
+        assert_eq!(
+            due,
+            Duration::from_secs(2),
+            "4 s of audio beyond the burst at 2× take 2 s"
+        );
     }
 }

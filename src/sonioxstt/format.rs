@@ -37,16 +37,23 @@ impl AudioFormat {
 
     pub fn from_caps(caps: &gst::CapsRef) -> Result<AudioFormat, String> {
         let s = caps.structure(0).ok_or("empty caps")?;
-        let rate = s.get::<i32>("rate").map_err(|_| format!("no rate in {caps}"))?;
-        let channels = s.get::<i32>("channels").map_err(|_| format!("no channels in {caps}"))?;
+        let rate = s
+            .get::<i32>("rate")
+            .map_err(|_| format!("no rate in {caps}"))?;
+        let channels = s
+            .get::<i32>("channels")
+            .map_err(|_| format!("no channels in {caps}"))?;
         if channels != 1 || !(MIN_RATE..=MAX_RATE).contains(&rate) {
-            return Err(format!("unsupported caps {caps}: mono at 8000–48000 Hz is required"));
+            return Err(format!(
+                "unsupported caps {caps}: mono at 8000–48000 Hz is required"
+            ));
         }
         let (soniox, bytes_per_frame) = match s.name().as_str() {
             "audio/x-mulaw" => ("mulaw", 1),
             "audio/x-alaw" => ("alaw", 1),
             "audio/x-raw" => {
-                let info = gst_audio::AudioInfo::from_caps(caps).map_err(|e| format!("{e}: {caps}"))?;
+                let info =
+                    gst_audio::AudioInfo::from_caps(caps).map_err(|e| format!("{e}: {caps}"))?;
                 if info.layout() != gst_audio::AudioLayout::Interleaved {
                     return Err(format!("non-interleaved audio is not supported: {caps}"));
                 }
@@ -94,7 +101,9 @@ pub fn sink_caps() -> gst::Caps {
 
 /// The src pad's caps.
 pub fn src_caps() -> gst::Caps {
-    gst::Caps::builder("text/x-raw").field("format", "utf8").build()
+    gst::Caps::builder("text/x-raw")
+        .field("format", "utf8")
+        .build()
 }
 
 #[cfg(test)]
@@ -108,10 +117,15 @@ mod tests {
 
     #[test]
     fn maps_caps_to_soniox_formats() {
-        let f = format_of("audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=1").unwrap();
-        assert_eq!((f.soniox, f.rate, f.channels, f.bytes_per_frame), ("pcm_s16le", 16000, 1, 2));
+        let f =
+            format_of("audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=1").unwrap();
+        assert_eq!(
+            (f.soniox, f.rate, f.channels, f.bytes_per_frame),
+            ("pcm_s16le", 16000, 1, 2)
+        );
         assert_eq!(f.bytes_per_second(), 32000);
-        let f = format_of("audio/x-raw,format=F32LE,layout=interleaved,rate=44100,channels=1").unwrap();
+        let f =
+            format_of("audio/x-raw,format=F32LE,layout=interleaved,rate=44100,channels=1").unwrap();
         assert_eq!((f.soniox, f.bytes_per_frame), ("pcm_f32le", 4));
         let f = format_of("audio/x-mulaw,rate=8000,channels=1").unwrap();
         assert_eq!((f.soniox, f.rate, f.bytes_per_frame), ("mulaw", 8000, 1));
@@ -123,8 +137,12 @@ mod tests {
 
     #[test]
     fn rejects_what_soniox_cannot_take_unconverted() {
-        assert!(format_of("audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=2").is_err());
-        assert!(format_of("audio/x-raw,format=S24LE,layout=interleaved,rate=16000,channels=1").is_err());
+        assert!(
+            format_of("audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=2").is_err()
+        );
+        assert!(
+            format_of("audio/x-raw,format=S24LE,layout=interleaved,rate=16000,channels=1").is_err()
+        );
         assert!(format_of("audio/x-mulaw,rate=4000,channels=1").is_err());
     }
 
@@ -133,7 +151,11 @@ mod tests {
         gst::init().unwrap();
         let caps = sink_caps();
         assert_eq!(caps.size(), 3);
-        let formats = caps.structure(0).unwrap().get::<gst::List>("format").unwrap();
+        let formats = caps
+            .structure(0)
+            .unwrap()
+            .get::<gst::List>("format")
+            .unwrap();
         assert_eq!(formats.first().unwrap().get::<&str>().unwrap(), "S16LE");
     }
 }

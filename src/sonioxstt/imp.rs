@@ -22,7 +22,9 @@ use super::messages;
 use super::output::{self, Item, Output};
 use super::settings::{self, Changed, Settings};
 use crate::runtime::RUNTIME;
-use crate::soniox::session::{sends_key_in_clear, Command, Pacing, SessionConfig, SessionError, SessionHandle};
+use crate::soniox::session::{
+    sends_key_in_clear, Command, Pacing, SessionConfig, SessionError, SessionEvent, SessionHandle,
+};
 use crate::transcript::timeline::Timeline;
 
 pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -102,13 +104,20 @@ impl SonioxStt {
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("Could not map an audio buffer"));
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("Could not map an audio buffer")
+            );
             gst::FlowError::Error
         })?;
         if audio.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        timeline.lock().unwrap().record(pts, discont, audio.len() as u64);
+        timeline
+            .lock()
+            .unwrap()
+            .record(pts, discont, audio.len() as u64);
         commands
             .blocking_send(Command::Audio(Bytes::from_owner(audio)))
             .map_err(|_| self.flow_after_session_loss())?;
@@ -125,7 +134,9 @@ impl SonioxStt {
         }
     }
 
-    fn session_for_audio(&self) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+    fn session_for_audio(
+        &self,
+    ) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
         {
             let state = self.state();
             state.check_flow()?;
@@ -137,14 +148,19 @@ impl SonioxStt {
     }
 
     /// Opens a session for the first buffer of a stream (or after a caps change).
-    fn start_session(&self) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+    fn start_session(
+        &self,
+    ) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
         let settings = self.settings();
         let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
         let Some(api_key) = settings.resolve_key() else {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::NotAuthorized,
-                ("No Soniox API key: set the api-key property or {}", settings::API_KEY_ENV)
+                (
+                    "No Soniox API key: set the api-key property or {}",
+                    settings::API_KEY_ENV
+                )
             );
             return Err(gst::FlowError::Error);
         };
@@ -192,10 +208,17 @@ impl SonioxStt {
         );
         let timeline = Arc::new(Mutex::new(Timeline::new(format.bytes_per_second())));
         let for_events = timeline.clone();
-        let handle = SessionHandle::spawn(config, output, move |event| Item::Session {
-            id,
-            timeline: for_events.clone(),
-            event,
+        let element = self.obj().downgrade();
+        let handle = SessionHandle::spawn(config, output, move |event| {
+            if let (SessionEvent::Failed(error), Some(element)) = (&event, element.upgrade()) {
+                // At once, ahead of queued words: the chain must not fail first.
+                element.imp().session_failed(id, error);
+            }
+            Item::Session {
+                id,
+                timeline: for_events.clone(),
+                event,
+            }
         });
         let commands = handle.commands();
         state.session = Some(ActiveSession {
@@ -236,13 +259,19 @@ impl SonioxStt {
     fn request_finalize(&self, in_stream: bool) {
         let commands = self.state().session.as_ref().map(|s| s.commands.clone());
         let Some(commands) = commands else {
-            gst::debug!(CAT, imp = self, "finalize requested without a session: nothing to do");
+            gst::debug!(
+                CAT,
+                imp = self,
+                "finalize requested without a session: nothing to do"
+            );
             return;
         };
         gst::debug!(CAT, imp = self, "finalize requested");
         if in_stream {
             let _ = commands.blocking_send(Command::Finalize);
-        } else if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(Command::Finalize) {
+        } else if let Err(mpsc::error::TrySendError::Full(command)) =
+            commands.try_send(Command::Finalize)
+        {
             RUNTIME.spawn(async move {
                 let _ = commands.send(command).await;
             });
@@ -268,7 +297,8 @@ impl SonioxStt {
             }
             EventView::StreamStart(stream_start) => {
                 let stream_id = format!("{}/sonioxstt", stream_start.stream_id());
-                let mut builder = gst::event::StreamStart::builder(&stream_id).seqnum(event.seqnum());
+                let mut builder =
+                    gst::event::StreamStart::builder(&stream_id).seqnum(event.seqnum());
                 if let Some(group) = stream_start.group_id() {
                     builder = builder.group_id(group);
                 }
@@ -277,21 +307,41 @@ impl SonioxStt {
             EventView::Caps(caps) => self.set_caps(caps.caps()),
             EventView::Segment(segment) => {
                 let Ok(segment) = segment.segment().clone().downcast::<gst::ClockTime>() else {
-                    gst::element_imp_error!(self, gst::StreamError::Format, ("sonioxstt needs a TIME segment"));
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("sonioxstt needs a TIME segment")
+                    );
                     return false;
                 };
                 let mut out = segment.clone();
-                out.set_base(segment.base().unwrap_or(gst::ClockTime::ZERO) + self.settings.lock().unwrap().lateness());
-                let ok = self.send_item(Item::Event(gst::event::Segment::builder(&out).seqnum(event.seqnum()).build()));
+                out.set_base(
+                    segment.base().unwrap_or(gst::ClockTime::ZERO)
+                        + self.settings.lock().unwrap().lateness(),
+                );
+                let ok = self.send_item(Item::Event(
+                    gst::event::Segment::builder(&out)
+                        .seqnum(event.seqnum())
+                        .build(),
+                ));
                 let tag = {
                     let mut state = self.state();
                     !std::mem::replace(&mut state.sent_tag, true)
                 };
-                if let Some(language) = self.settings.lock().unwrap().known_language().filter(|_| tag) {
+                if let Some(language) = self
+                    .settings
+                    .lock()
+                    .unwrap()
+                    .known_language()
+                    .filter(|_| tag)
+                {
                     let mut tags = gst::TagList::new();
                     tags.get_mut()
                         .expect("new tag list")
-                        .add::<gst::tags::LanguageCode>(&language.as_str(), gst::TagMergeMode::Replace);
+                        .add::<gst::tags::LanguageCode>(
+                            &language.as_str(),
+                            gst::TagMergeMode::Replace,
+                        );
                     self.send_item(Item::Event(gst::event::Tag::new(tags)));
                 }
                 ok
@@ -380,7 +430,10 @@ impl SonioxStt {
     }
 
     pub fn set_output_flow(&self, flow: gst::FlowError) {
-        if matches!(flow, gst::FlowError::NotLinked | gst::FlowError::NotNegotiated) {
+        if matches!(
+            flow,
+            gst::FlowError::NotLinked | gst::FlowError::NotNegotiated
+        ) {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
@@ -404,7 +457,9 @@ impl SonioxStt {
     /// Posts an element message when `post-messages` is on.
     pub fn post_with(&self, build: impl FnOnce() -> gst::Structure) {
         if self.settings.lock().unwrap().post_messages {
-            let message = gst::message::Element::builder(build()).src(&*self.obj()).build();
+            let message = gst::message::Element::builder(build())
+                .src(&*self.obj())
+                .build();
             let _ = self.obj().post_message(message);
         }
     }
@@ -418,7 +473,19 @@ impl SonioxStt {
         );
     }
 
-    pub fn post_session_error(&self, id: u32, error: &SessionError) {
+    /// A session failed: post the error and make the chain return it. Called on the runtime.
+    fn session_failed(&self, id: u32, error: &SessionError) {
+        {
+            let mut state = self.state();
+            if state.flushing {
+                return;
+            }
+            state.flow = Some(gst::FlowError::Error);
+        }
+        self.post_session_error(id, error);
+    }
+
+    fn post_session_error(&self, id: u32, error: &SessionError) {
         let text = error.to_string();
         let debug = match error {
             SessionError::Service(e) => format!(
@@ -428,7 +495,11 @@ impl SonioxStt {
             _ => format!("session {id}"),
         };
         gst::warning!(CAT, imp = self, "session {id} failed: {text}");
-        let builder = |domain| gst::message::Error::builder(domain, &text).debug(&debug).src(&*self.obj());
+        let builder = |domain| {
+            gst::message::Error::builder(domain, &text)
+                .debug(&debug)
+                .src(&*self.obj())
+        };
         let message = match error {
             _ if output::is_auth_error(error) => builder(gst::ResourceError::NotAuthorized).build(),
             SessionError::Service(e) if e.code == Some(400) => {
@@ -437,9 +508,9 @@ impl SonioxStt {
                     .src(&*self.obj())
                     .build()
             }
-            SessionError::Connect { .. } | SessionError::Tls { .. } | SessionError::InvalidUrl { .. } => {
-                builder(gst::ResourceError::OpenReadWrite).build()
-            }
+            SessionError::Connect { .. }
+            | SessionError::Tls { .. }
+            | SessionError::InvalidUrl { .. } => builder(gst::ResourceError::OpenReadWrite).build(),
             _ => builder(gst::ResourceError::Failed).build(),
         };
         let _ = self.obj().post_message(message);
@@ -450,13 +521,16 @@ impl SonioxStt {
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         match query.view_mut() {
             gst::QueryViewMut::Latency(latency) => {
+                let ours = self.settings.lock().unwrap().latency();
                 let mut upstream = gst::query::Latency::new();
                 if !self.sinkpad.peer_query(&mut upstream) {
-                    return false;
+                    // Upstream cannot answer yet (a live source before caps, in PAUSED):
+                    // answer what this element adds, so the pipeline can plan for it.
+                    latency.set(true, ours, gst::ClockTime::NONE);
+                    return true;
                 }
                 let (live, min, max) = upstream.result();
                 if live {
-                    let ours = self.settings.lock().unwrap().latency();
                     latency.set(true, min + ours, max.map(|max| max + ours));
                 } else {
                     latency.set(live, min, max);
@@ -479,20 +553,32 @@ impl ObjectSubclass for SonioxStt {
         let templ = klass.pad_template("sink").expect("sink template");
         let sinkpad = gst::Pad::builder_from_template(&templ)
             .chain_function(|pad, parent, buffer| {
-                SonioxStt::catch_panic_pad_function(parent, || Err(gst::FlowError::Error), |imp| {
-                    imp.sink_chain(buffer).inspect_err(|flow| {
-                        gst::debug!(CAT, obj = pad, "chain returns {flow:?}");
-                    })
-                })
+                SonioxStt::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| {
+                        imp.sink_chain(buffer).inspect_err(|flow| {
+                            gst::debug!(CAT, obj = pad, "chain returns {flow:?}");
+                        })
+                    },
+                )
             })
             .event_function(|pad, parent, event| {
-                SonioxStt::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+                SonioxStt::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
             })
             .build();
         let templ = klass.pad_template("src").expect("src template");
         let srcpad = gst::Pad::builder_from_template(&templ)
             .query_function(|pad, parent, query| {
-                SonioxStt::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+                SonioxStt::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
+                )
             })
             .activatemode_function(|_pad, parent, mode, active| {
                 SonioxStt::catch_panic_pad_function(
@@ -542,7 +628,9 @@ impl ObjectImpl for SonioxStt {
             vec![glib::subclass::Signal::builder("finalize")
                 .action()
                 .class_handler(|args| {
-                    let element = args[0].get::<super::SonioxStt>().expect("signal on sonioxstt");
+                    let element = args[0]
+                        .get::<super::SonioxStt>()
+                        .expect("signal on sonioxstt");
                     element.imp().request_finalize(false);
                     None
                 })
@@ -556,7 +644,9 @@ impl ObjectImpl for SonioxStt {
         match result {
             Ok(Changed::Latency) => {
                 gst::debug!(CAT, imp = self, "latency changed");
-                let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+                let _ = self
+                    .obj()
+                    .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
             }
             Ok(Changed::Nothing) => {}
             Err(reason) => gst::warning!(CAT, imp = self, "{reason}"),
@@ -590,16 +680,29 @@ impl ElementImpl for SonioxStt {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &format::sink_caps())
-                    .expect("sink template"),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &format::src_caps())
-                    .expect("src template"),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &format::sink_caps(),
+                )
+                .expect("sink template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &format::src_caps(),
+                )
+                .expect("src template"),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
         if transition == gst::StateChange::PausedToReady {
             // Before the pads deactivate: unblock a chain waiting on a session.

@@ -44,8 +44,14 @@ pub fn transcript(
         .field("final", final_text)
         .field("interim", interim_text)
         .field("tokens", tokens)
-        .field("final-audio-proc-ms", message.final_audio_proc_ms.unwrap_or(0))
-        .field("total-audio-proc-ms", message.total_audio_proc_ms.unwrap_or(0))
+        .field(
+            "final-audio-proc-ms",
+            message.final_audio_proc_ms.unwrap_or(0),
+        )
+        .field(
+            "total-audio-proc-ms",
+            message.total_audio_proc_ms.unwrap_or(0),
+        )
         .field("session", session)
         .build()
 }
@@ -76,7 +82,9 @@ pub fn endpoint(pts: Option<u64>, text: &str, session: u32) -> gst::Structure {
 }
 
 pub fn finalized(session: u32) -> gst::Structure {
-    gst::Structure::builder(FINALIZED).field("session", session).build()
+    gst::Structure::builder(FINALIZED)
+        .field("session", session)
+        .build()
 }
 
 pub fn session(life: SessionLife, session: u32, reason: &str) -> gst::Structure {
@@ -102,7 +110,9 @@ pub fn speaker_change_event(speaker: &str) -> gst::Event {
 /// Whether `event` is the `soniox/finalize` request.
 pub fn is_finalize_request(event: &gst::EventRef) -> bool {
     event.type_() == gst::EventType::CustomDownstream
-        && event.structure().is_some_and(|s| s.name() == FINALIZE_EVENT)
+        && event
+            .structure()
+            .is_some_and(|s| s.name() == FINALIZE_EVENT)
 }
 
 #[cfg(test)]

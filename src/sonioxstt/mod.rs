@@ -40,5 +40,10 @@ impl Region {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "sonioxstt", gst::Rank::NONE, SonioxStt::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "sonioxstt",
+        gst::Rank::NONE,
+        SonioxStt::static_type(),
+    )
 }

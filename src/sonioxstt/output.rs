@@ -35,7 +35,10 @@ pub enum Item {
         event: SessionEvent,
     },
     /// End of stream, once the sessions listed have ended.
-    Eos { seqnum: gst::Seqnum, after: Vec<u32> },
+    Eos {
+        seqnum: gst::Seqnum,
+        after: Vec<u32>,
+    },
     /// Wake up and pause: the element is flushing or stopping.
     Stop,
 }
@@ -111,7 +114,11 @@ impl Output {
                 }
                 Ok(())
             }
-            Item::Session { id, timeline, event } => self.session_event(imp, id, timeline, event),
+            Item::Session {
+                id,
+                timeline,
+                event,
+            } => self.session_event(imp, id, timeline, event),
             Item::Eos { seqnum, after } => {
                 self.pending_eos = Some((seqnum, after));
                 self.push_eos_when_drained(imp);
@@ -155,36 +162,55 @@ impl Output {
                 let out = self.session(id).assembler.finish_with_interim();
                 self.emit(imp, id, out)?;
                 imp.warn_drain_timeout(id);
-                imp.post(messages::session(SessionLife::Finished, id, "drain timeout"));
+                imp.post(messages::session(
+                    SessionLife::Finished,
+                    id,
+                    "drain timeout",
+                ));
                 self.end_session(imp, id);
                 Ok(())
             }
-            SessionEvent::Failed(error) => {
+            SessionEvent::Failed(_) => {
+                // Already posted when it happened (see `SonioxStt::session_failed`).
                 self.end_session_quietly(id);
-                imp.post_session_error(id, &error);
                 Err(gst::FlowError::Error)
             }
         }
     }
 
-    fn message(&mut self, imp: &SonioxStt, id: u32, message: &ServerMessage) -> Result<(), gst::FlowError> {
+    fn message(
+        &mut self,
+        imp: &SonioxStt,
+        id: u32,
+        message: &ServerMessage,
+    ) -> Result<(), gst::FlowError> {
         let session = self.session(id);
         let fed = session.assembler.feed(&message.tokens);
         if !message.tokens.is_empty() {
             let timeline = session.timeline.lock().unwrap();
-            imp.post_with(|| messages::transcript(message, &fed.final_text, &fed.interim_text, id, &timeline));
+            imp.post_with(|| {
+                messages::transcript(message, &fed.final_text, &fed.interim_text, id, &timeline)
+            });
         }
         self.emit(imp, id, fed.out)?;
         if let Some(final_ms) = message.final_audio_proc_ms {
             let session = self.session(id);
-            let keep_from = session.assembler.pending_start_ms().map_or(final_ms, |p| p.min(final_ms));
+            let keep_from = session
+                .assembler
+                .pending_start_ms()
+                .map_or(final_ms, |p| p.min(final_ms));
             session.timeline.lock().unwrap().forget_before_ms(keep_from);
         }
         Ok(())
     }
 
     /// Pushes assembled words and events downstream, posts endpoint/finalized messages.
-    fn emit(&mut self, imp: &SonioxStt, id: u32, out: Vec<Assembled>) -> Result<(), gst::FlowError> {
+    fn emit(
+        &mut self,
+        imp: &SonioxStt,
+        id: u32,
+        out: Vec<Assembled>,
+    ) -> Result<(), gst::FlowError> {
         for assembled in out {
             match assembled {
                 Assembled::Word(word) => {
@@ -210,7 +236,8 @@ impl Output {
                     imp.push_word(buffer)?;
                 }
                 Assembled::SpeakerChange(speaker) => {
-                    imp.srcpad.push_event(messages::speaker_change_event(&speaker));
+                    imp.srcpad
+                        .push_event(messages::speaker_change_event(&speaker));
                 }
                 Assembled::Boundary { kind, text, end_ms } => {
                     if !text.is_empty() {
@@ -218,7 +245,9 @@ impl Output {
                     }
                     match kind {
                         Boundary::Endpoint => {
-                            let pts = end_ms.and_then(|ms| self.session(id).timeline.lock().unwrap().pts_at_ms(ms));
+                            let pts = end_ms.and_then(|ms| {
+                                self.session(id).timeline.lock().unwrap().pts_at_ms(ms)
+                            });
                             imp.post(messages::endpoint(pts, &text, id));
                         }
                         Boundary::Finalized => imp.post(messages::finalized(id)),
@@ -252,7 +281,8 @@ impl Output {
         if drained {
             let (seqnum, _) = self.pending_eos.take().expect("checked above");
             gst::debug!(CAT, imp = imp, "pushing EOS");
-            imp.srcpad.push_event(gst::event::Eos::builder().seqnum(seqnum).build());
+            imp.srcpad
+                .push_event(gst::event::Eos::builder().seqnum(seqnum).build());
         }
     }
 }

@@ -91,7 +91,11 @@ impl Settings {
     pub fn hints(&self) -> Vec<String> {
         let mut hints: Vec<String> = Vec::new();
         let code = self.language_code.as_deref().map(primary_language);
-        for hint in code.into_iter().chain(self.language_hints.iter().map(|h| h.trim().to_ascii_lowercase())) {
+        for hint in code.into_iter().chain(
+            self.language_hints
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase()),
+        ) {
             if !hint.is_empty() && !hints.contains(&hint) {
                 hints.push(hint);
             }
@@ -123,7 +127,8 @@ impl Settings {
             enable_speaker_diarization: self.enable_speaker_diarization,
             enable_language_identification: self.enable_language_identification,
             enable_endpoint_detection: self.enable_endpoint_detection,
-            max_endpoint_delay_ms: (self.max_endpoint_delay_ms > 0).then_some(self.max_endpoint_delay_ms),
+            max_endpoint_delay_ms: (self.max_endpoint_delay_ms > 0)
+                .then_some(self.max_endpoint_delay_ms),
             client_reference_id: self.client_reference_id.clone(),
         })
     }
@@ -316,7 +321,13 @@ pub enum Changed {
 impl Settings {
     /// Applies a property. Invalid values are clamped (with the reason returned in `Err`).
     pub fn set(&mut self, name: &str, value: &glib::Value) -> Result<Changed, String> {
-        let string = || non_empty(value.get::<Option<String>>().expect("type checked by GObject"));
+        let string = || {
+            non_empty(
+                value
+                    .get::<Option<String>>()
+                    .expect("type checked by GObject"),
+            )
+        };
         let uint = || value.get::<u32>().expect("type checked by GObject");
         let boolean = || value.get::<bool>().expect("type checked by GObject");
         match name {
@@ -341,7 +352,10 @@ impl Settings {
                 let v = uint();
                 self.max_endpoint_delay_ms = if v == 0 { 0 } else { v.clamp(500, 3000) };
                 if self.max_endpoint_delay_ms != v {
-                    return Err(format!("max-endpoint-delay {v} is outside 500–3000; using {}", self.max_endpoint_delay_ms));
+                    return Err(format!(
+                        "max-endpoint-delay {v} is outside 500–3000; using {}",
+                        self.max_endpoint_delay_ms
+                    ));
                 }
             }
             "client-reference-id" => self.client_reference_id = string(),
@@ -432,15 +446,24 @@ mod tests {
             client_reference_id: Some("x".repeat(257)),
             ..Default::default()
         };
-        assert!(settings.start_request(&format()).unwrap_err().contains("256"));
+        assert!(settings
+            .start_request(&format())
+            .unwrap_err()
+            .contains("256"));
     }
 
     #[test]
     fn endpoints_default_to_the_region() {
         let mut settings = Settings::default();
-        assert_eq!(settings.endpoint(), "wss://stt-rt.soniox.com/transcribe-websocket");
+        assert_eq!(
+            settings.endpoint(),
+            "wss://stt-rt.soniox.com/transcribe-websocket"
+        );
         settings.region = Region::Eu;
-        assert_eq!(settings.endpoint(), "wss://stt-rt.eu.soniox.com/transcribe-websocket");
+        assert_eq!(
+            settings.endpoint(),
+            "wss://stt-rt.eu.soniox.com/transcribe-websocket"
+        );
         settings.url = Some("ws://127.0.0.1:1/x".into());
         assert_eq!(settings.endpoint(), "ws://127.0.0.1:1/x");
     }

@@ -53,7 +53,9 @@ impl Timeline {
         let anchor_pts = match (pts, expected) {
             (Some(pts), None) => Some(pts),
             (None, None) => Some(0),
-            (Some(pts), Some(expected)) if discont || pts.abs_diff(expected) > self.tolerance_ns => {
+            (Some(pts), Some(expected))
+                if discont || pts.abs_diff(expected) > self.tolerance_ns =>
+            {
                 Some(pts)
             }
             _ => None,

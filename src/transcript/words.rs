@@ -104,7 +104,11 @@ impl WordAssembler {
         }
         // The first non-final token may show that the pending final word is complete.
         if let Some(first) = self.interim.first() {
-            if self.pending.as_ref().is_some_and(|p| starts_new_word(p, &first.text)) {
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|p| starts_new_word(p, &first.text))
+            {
                 self.flush_word(&mut fed.out);
             }
         }
@@ -236,7 +240,10 @@ fn split_at_whitespace(token: &Token) -> Vec<Piece> {
     if let Some(s) = start {
         spans.push((s, text.len()));
     }
-    let total: usize = spans.iter().map(|(s, e)| text[*s..*e].chars().count()).sum();
+    let total: usize = spans
+        .iter()
+        .map(|(s, e)| text[*s..*e].chars().count())
+        .sum();
     let (t0, t1) = (token.start_ms, token.end_ms);
     let mut done = 0usize;
     let mut previous_end = 0usize;
@@ -255,7 +262,11 @@ fn split_at_whitespace(token: &Token) -> Vec<Piece> {
                 text: text[s..e].to_string(),
                 after_space: s > previous_end,
                 start_ms: if done == 0 { t0 } else { at(done) },
-                end_ms: if done + chars == total { t1 } else { at(done + chars) },
+                end_ms: if done + chars == total {
+                    t1
+                } else {
+                    at(done + chars)
+                },
             };
             done += chars;
             previous_end = e;
@@ -286,8 +297,20 @@ fn is_opening_mark(text: &str) -> bool {
     text.chars().next().is_some_and(|c| {
         matches!(
             c,
-            '(' | '[' | '{' | '¡' | '¿' | '«' | '‹' | '\u{201C}' | '\u{2018}' | '\u{300C}'
-                | '\u{300E}' | '\u{3010}' | '\u{3008}' | '\u{300A}' | '\u{FF08}'
+            '(' | '['
+                | '{'
+                | '¡'
+                | '¿'
+                | '«'
+                | '‹'
+                | '\u{201C}'
+                | '\u{2018}'
+                | '\u{300C}'
+                | '\u{300E}'
+                | '\u{3010}'
+                | '\u{3008}'
+                | '\u{300A}'
+                | '\u{FF08}'
         )
     })
 }
@@ -363,7 +386,10 @@ mod tests {
         assert_eq!(fed.final_text, "Hello, GStreamer!");
         assert!(a.has_pending_word());
         let out = a.finish();
-        assert_eq!(words(&out), vec![("GStreamer!".to_string(), Some(400), Some(720))]);
+        assert_eq!(
+            words(&out),
+            vec![("GStreamer!".to_string(), Some(400), Some(720))]
+        );
         assert_eq!(
             out.last().unwrap(),
             &Assembled::Boundary {
@@ -388,8 +414,15 @@ mod tests {
         let mut a = WordAssembler::new();
         let fed = a.feed(&[tok(" wea", 540, 700, true), tok("ther", 700, 900, false)]);
         assert!(texts(&fed.out).is_empty());
-        let fed = a.feed(&[tok("ther", 700, 900, true), tok("?", 900, 960, true), marker("<end>")]);
-        assert_eq!(words(&fed.out), vec![("weather?".to_string(), Some(540), Some(960))]);
+        let fed = a.feed(&[
+            tok("ther", 700, 900, true),
+            tok("?", 900, 960, true),
+            marker("<end>"),
+        ]);
+        assert_eq!(
+            words(&fed.out),
+            vec![("weather?".to_string(), Some(540), Some(960))]
+        );
         assert_eq!(
             fed.out.last().unwrap(),
             &Assembled::Boundary {
@@ -428,21 +461,25 @@ mod tests {
             .collect();
         assert_eq!(
             boundaries,
-            vec![(Boundary::Finalized, "one".into()), (Boundary::Endpoint, String::new())]
+            vec![
+                (Boundary::Finalized, "one".into()),
+                (Boundary::Endpoint, String::new())
+            ]
         );
     }
 
     #[test]
     fn scripts_without_spaces_give_one_word_per_token() {
         let mut a = WordAssembler::new();
-        let mut out = a.feed(&[
-            tok("你好", 0, 300, true),
-            tok("世界", 300, 600, true),
-            tok("。", 600, 650, true),
-            tok("こんにちは", 700, 900, true),
-            tok("ABC", 900, 1000, true),
-        ])
-        .out;
+        let mut out = a
+            .feed(&[
+                tok("你好", 0, 300, true),
+                tok("世界", 300, 600, true),
+                tok("。", 600, 650, true),
+                tok("こんにちは", 700, 900, true),
+                tok("ABC", 900, 1000, true),
+            ])
+            .out;
         out.extend(a.finish());
         assert_eq!(texts(&out), vec!["你好", "世界。", "こんにちは", "ABC"]);
     }
@@ -450,7 +487,9 @@ mod tests {
     #[test]
     fn thai_tokens_are_units() {
         let mut a = WordAssembler::new();
-        let mut out = a.feed(&[tok("สวัสดี", 0, 300, true), tok("ครับ", 300, 500, true)]).out;
+        let mut out = a
+            .feed(&[tok("สวัสดี", 0, 300, true), tok("ครับ", 300, 500, true)])
+            .out;
         out.extend(a.finish());
         assert_eq!(texts(&out), vec!["สวัสดี", "ครับ"]);
     }
@@ -473,7 +512,9 @@ mod tests {
     #[test]
     fn leading_punctuation_without_a_word_is_a_word() {
         let mut a = WordAssembler::new();
-        let mut out = a.feed(&[tok("...", 0, 50, true), tok(" so", 60, 100, true)]).out;
+        let mut out = a
+            .feed(&[tok("...", 0, 50, true), tok(" so", 60, 100, true)])
+            .out;
         out.extend(a.finish());
         assert_eq!(texts(&out), vec!["...", "so"]);
     }
@@ -499,7 +540,9 @@ mod tests {
             ..tok(text, 0, 10, true)
         };
         let mut a = WordAssembler::new();
-        let mut out = a.feed(&[with("Hi", "1"), with(" there", "1"), with(" Hello", "2")]).out;
+        let mut out = a
+            .feed(&[with("Hi", "1"), with(" there", "1"), with(" Hello", "2")])
+            .out;
         out.extend(a.finish());
         let kinds: Vec<String> = out
             .iter()
@@ -509,7 +552,10 @@ mod tests {
                 Assembled::Boundary { .. } => "|".into(),
             })
             .collect();
-        assert_eq!(kinds, vec!["speaker 1", "Hi", "there", "speaker 2", "Hello", "|"]);
+        assert_eq!(
+            kinds,
+            vec!["speaker 1", "Hi", "there", "speaker 2", "Hello", "|"]
+        );
     }
 
     #[test]
@@ -519,7 +565,13 @@ mod tests {
             translation_status: Some("translation".into()),
             ..tok("Gu", 0, 0, true)
         };
-        let mut out = a.feed(&[tok("Good", 0, 200, true), tok("", 200, 200, true), translated]).out;
+        let mut out = a
+            .feed(&[
+                tok("Good", 0, 200, true),
+                tok("", 200, 200, true),
+                translated,
+            ])
+            .out;
         out.extend(a.finish());
         assert_eq!(texts(&out), vec!["Good"]);
     }
@@ -527,7 +579,11 @@ mod tests {
     #[test]
     fn drain_timeout_takes_the_non_final_tail() {
         let mut a = WordAssembler::new();
-        a.feed(&[tok("One", 0, 100, true), tok(" two", 100, 200, false), tok(" thr", 200, 250, false)]);
+        a.feed(&[
+            tok("One", 0, 100, true),
+            tok(" two", 100, 200, false),
+            tok(" thr", 200, 250, false),
+        ]);
         let out = a.finish_with_interim();
         assert_eq!(texts(&out), vec!["two", "thr"]);
         assert_eq!(

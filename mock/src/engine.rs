@@ -1,0 +1,412 @@
+//! Plays a [`Script`] against a session's audio timeline and builds result messages.
+//!
+//! A word is *started* once `received_ms > start_ms`. Started words that are not final form
+//! the non-final tail: complete words (`end_ms <= received_ms`) with their real pieces, a partly
+//! received word as a single guess piece (first half of its letters) spanning
+//! `[start_ms, received_ms]`. Words turn final as whole words, each exactly once: by the
+//! automatic lag, by an endpoint (`<end>`), by `finalize` (`<fin>`) or by the end-of-audio drain.
+
+use crate::protocol::{ResultMessage, Token, END_TOKEN, FIN_TOKEN};
+use crate::script::Script;
+use crate::tokenize::{self, Piece};
+
+const FINAL_CONFIDENCE: f64 = 0.95;
+const NON_FINAL_CONFIDENCE: f64 = 0.6;
+
+/// What the session's start request and the server configuration turn on.
+#[derive(Clone, Debug)]
+pub(crate) struct EngineOptions {
+    pub auto_final_lag_ms: Option<u64>,
+    /// Endpoint detection requested by the client and allowed by the configuration.
+    pub endpoints: bool,
+    pub endpoint_silence_ms: u64,
+    pub diarization: bool,
+    /// `Some(language)` when language identification is on.
+    pub language: Option<String>,
+}
+
+struct Word {
+    start_ms: u64,
+    end_ms: u64,
+    pieces: Vec<Piece>,
+    guess: String,
+    speaker: String,
+    is_final: bool,
+}
+
+struct UtteranceState {
+    words: std::ops::Range<usize>,
+    last_end_ms: u64,
+    /// `<end>` sent, or not to be sent because `finalize` already closed the utterance.
+    endpoint_done: bool,
+}
+
+pub(crate) struct Engine {
+    words: Vec<Word>,
+    utterances: Vec<UtteranceState>,
+    options: EngineOptions,
+    final_ms: u64,
+}
+
+impl Engine {
+    pub fn new(script: &Script, options: EngineOptions) -> Engine {
+        let mut words = Vec::new();
+        let mut utterances = Vec::new();
+        for utterance in &script.utterances {
+            let first = words.len();
+            let speaker = utterance.speaker.clone().unwrap_or_else(|| "1".to_string());
+            for word in &utterance.words {
+                let space = tokenize::leading_space(words.len(), &word.text);
+                words.push(Word {
+                    start_ms: word.start_ms,
+                    end_ms: word.end_ms.max(word.start_ms),
+                    pieces: tokenize::pieces(&word.text, word.start_ms, word.end_ms, space),
+                    guess: tokenize::guess(&word.text, space),
+                    speaker: speaker.clone(),
+                    is_final: false,
+                });
+            }
+            if words.len() > first {
+                utterances.push(UtteranceState {
+                    last_end_ms: words[first..].iter().map(|w| w.end_ms).max().unwrap_or(0),
+                    words: first..words.len(),
+                    endpoint_done: false,
+                });
+            }
+        }
+        Engine {
+            words,
+            utterances,
+            options,
+            final_ms: 0,
+        }
+    }
+
+    /// Whether an utterance's endpoint has become due (the session then answers at once).
+    pub fn endpoint_due(&self, received_ms: u64) -> bool {
+        self.utterances
+            .iter()
+            .any(|u| self.endpoint_reached(u, received_ms))
+    }
+
+    fn endpoint_reached(&self, utterance: &UtteranceState, received_ms: u64) -> bool {
+        self.options.endpoints
+            && !utterance.endpoint_done
+            && received_ms
+                >= utterance
+                    .last_end_ms
+                    .saturating_add(self.options.endpoint_silence_ms)
+    }
+
+    /// A regular result: new finals (lag, endpoints + `<end>`), then the non-final tail.
+    pub fn tick(&mut self, received_ms: u64) -> ResultMessage {
+        let mut tokens = Vec::new();
+        let mut endpoint = false;
+        for u in 0..self.utterances.len() {
+            let reached = self.endpoint_reached(&self.utterances[u], received_ms);
+            for i in self.utterances[u].words.clone() {
+                let lag_passed = self
+                    .options
+                    .auto_final_lag_ms
+                    .is_some_and(|lag| received_ms >= self.words[i].end_ms.saturating_add(lag));
+                if !self.words[i].is_final && (reached || lag_passed) {
+                    self.make_final(i, &mut tokens);
+                }
+            }
+            if reached {
+                self.utterances[u].endpoint_done = true;
+                tokens.push(Token::special(END_TOKEN));
+                endpoint = true;
+            }
+        }
+        let bound = if endpoint {
+            received_ms
+        } else if let Some(lag) = self.options.auto_final_lag_ms {
+            received_ms.saturating_sub(lag)
+        } else {
+            self.final_ms
+        };
+        self.advance_final(bound, received_ms);
+        tokens.extend(self.tail(received_ms));
+        self.message(tokens, received_ms)
+    }
+
+    /// `{"type":"finalize"}`: every started word turns final, then `<fin>`.
+    pub fn finalize(&mut self, received_ms: u64) -> ResultMessage {
+        let mut tokens = self.finalize_started(received_ms);
+        tokens.push(Token::special(FIN_TOKEN));
+        for u in &mut self.utterances {
+            if self.words[u.words.clone()].iter().all(|w| w.is_final) {
+                u.endpoint_done = true;
+            }
+        }
+        self.message(tokens, received_ms)
+    }
+
+    /// End of audio: every started word turns final (no `<end>`/`<fin>`); `None` if none was
+    /// pending. Words that never started are dropped.
+    pub fn drain(&mut self, received_ms: u64) -> Option<ResultMessage> {
+        let tokens = self.finalize_started(received_ms);
+        let message = self.message(tokens, received_ms);
+        (!message.tokens.is_empty()).then_some(message)
+    }
+
+    fn finalize_started(&mut self, received_ms: u64) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        for i in 0..self.words.len() {
+            if !self.words[i].is_final && self.words[i].start_ms < received_ms {
+                self.make_final(i, &mut tokens);
+            }
+        }
+        self.advance_final(received_ms, received_ms);
+        tokens
+    }
+
+    fn make_final(&mut self, i: usize, tokens: &mut Vec<Token>) {
+        self.words[i].is_final = true;
+        let word = &self.words[i];
+        for piece in &word.pieces {
+            tokens.push(self.token(word, piece.text.clone(), piece.start_ms, piece.end_ms, true));
+        }
+    }
+
+    /// Moves `final_audio_proc_ms` up to `bound`, but not past a started word that is still
+    /// non-final; never down.
+    fn advance_final(&mut self, bound: u64, received_ms: u64) {
+        let pending = self
+            .words
+            .iter()
+            .filter(|w| !w.is_final && w.start_ms < received_ms)
+            .map(|w| w.start_ms)
+            .min();
+        let reachable = pending.map_or(bound, |start| bound.min(start));
+        self.final_ms = self.final_ms.max(reachable.min(received_ms));
+    }
+
+    fn tail(&self, received_ms: u64) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        for word in self
+            .words
+            .iter()
+            .filter(|w| !w.is_final && w.start_ms < received_ms)
+        {
+            if word.end_ms <= received_ms {
+                for piece in &word.pieces {
+                    tokens.push(self.token(
+                        word,
+                        piece.text.clone(),
+                        piece.start_ms,
+                        piece.end_ms,
+                        false,
+                    ));
+                }
+            } else {
+                tokens.push(self.token(
+                    word,
+                    word.guess.clone(),
+                    word.start_ms,
+                    received_ms,
+                    false,
+                ));
+            }
+        }
+        tokens
+    }
+
+    fn token(
+        &self,
+        word: &Word,
+        text: String,
+        start_ms: u64,
+        end_ms: u64,
+        is_final: bool,
+    ) -> Token {
+        Token {
+            text,
+            start_ms: Some(start_ms),
+            end_ms: Some(end_ms),
+            confidence: Some(if is_final {
+                FINAL_CONFIDENCE
+            } else {
+                NON_FINAL_CONFIDENCE
+            }),
+            is_final,
+            speaker: self.options.diarization.then(|| word.speaker.clone()),
+            language: self.options.language.clone(),
+        }
+    }
+
+    fn message(&self, tokens: Vec<Token>, received_ms: u64) -> ResultMessage {
+        ResultMessage {
+            tokens,
+            final_audio_proc_ms: self.final_ms,
+            total_audio_proc_ms: received_ms,
+            finished: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script() -> Script {
+        Script::parse(
+            "200 600 Hello,\n650 1200 GStreamer\n1250 1700 world.\n\nspeaker 2\n2600 2900 Bye\n",
+        )
+        .unwrap()
+    }
+
+    fn options() -> EngineOptions {
+        EngineOptions {
+            auto_final_lag_ms: Some(1000),
+            endpoints: false,
+            endpoint_silence_ms: 500,
+            diarization: false,
+            language: None,
+        }
+    }
+
+    fn texts(m: &ResultMessage, is_final: bool) -> Vec<String> {
+        m.tokens
+            .iter()
+            .filter(|t| t.is_final == is_final)
+            .map(|t| t.text.clone())
+            .collect()
+    }
+
+    #[test]
+    fn tail_guesses_then_real_pieces() {
+        let mut e = Engine::new(&script(), options());
+        let m = e.tick(120);
+        assert!(m.tokens.is_empty());
+        assert_eq!((m.final_audio_proc_ms, m.total_audio_proc_ms), (0, 120));
+        let m = e.tick(360);
+        assert_eq!(texts(&m, false), ["Hel"]);
+        assert_eq!(
+            (m.tokens[0].start_ms, m.tokens[0].end_ms),
+            (Some(200), Some(360))
+        );
+        assert_eq!(m.tokens[0].confidence, Some(0.6));
+        let m = e.tick(720);
+        assert_eq!(texts(&m, false), ["He", "llo", ",", " GStre"]);
+        let m = e.tick(1250);
+        assert_eq!(texts(&m, false), ["He", "llo", ",", " GStr", "eamer"]);
+        assert!(m
+            .tokens
+            .iter()
+            .all(|t| t.speaker.is_none() && t.language.is_none()));
+    }
+
+    #[test]
+    fn auto_finals_follow_the_lag_once_each() {
+        let mut e = Engine::new(&script(), options());
+        let m = e.tick(1599);
+        assert!(texts(&m, true).is_empty());
+        assert_eq!(m.final_audio_proc_ms, 200);
+        let m = e.tick(1600);
+        assert_eq!(texts(&m, true), ["He", "llo", ","]);
+        assert_eq!(texts(&m, false), [" GStr", "eamer", " wor"]);
+        assert_eq!(m.final_audio_proc_ms, 600);
+        assert_eq!(m.tokens[0].confidence, Some(0.95));
+        let m = e.tick(1700);
+        assert!(texts(&m, true).is_empty());
+        assert_eq!(m.final_audio_proc_ms, 650);
+        let m = e.tick(3000);
+        assert_eq!(texts(&m, true), [" GStr", "eamer", " wo", "rld", "."]);
+        assert_eq!(texts(&m, false), [" Bye"]);
+        assert_eq!(m.final_audio_proc_ms, 2000);
+        let m = e.tick(5000);
+        assert_eq!(texts(&m, true), [" Bye"]);
+        assert_eq!(m.final_audio_proc_ms, 4000);
+        assert!(e.tick(6000).tokens.is_empty());
+    }
+
+    #[test]
+    fn without_auto_finals_nothing_turns_final_by_itself() {
+        let mut e = Engine::new(
+            &script(),
+            EngineOptions {
+                auto_final_lag_ms: None,
+                ..options()
+            },
+        );
+        let m = e.tick(10_000);
+        assert!(texts(&m, true).is_empty());
+        assert_eq!(m.final_audio_proc_ms, 0);
+        assert_eq!(texts(&m, false).concat(), "Hello, GStreamer world. Bye");
+    }
+
+    #[test]
+    fn endpoints_finalize_the_utterance_and_add_end() {
+        let opts = EngineOptions {
+            endpoints: true,
+            diarization: true,
+            language: Some("en".into()),
+            ..options()
+        };
+        let mut e = Engine::new(&script(), opts);
+        assert!(!e.endpoint_due(2199));
+        let m = e.tick(2199);
+        assert_eq!(texts(&m, true), ["He", "llo", ","]);
+        assert!(e.endpoint_due(2200));
+        let m = e.tick(2200);
+        assert_eq!(
+            texts(&m, true),
+            [" GStr", "eamer", " wo", "rld", ".", "<end>"]
+        );
+        assert_eq!(m.final_audio_proc_ms, 2200);
+        let end = m.tokens.iter().find(|t| t.text == "<end>").unwrap();
+        assert_eq!(end, &Token::special("<end>"));
+        assert_eq!(m.tokens[0].speaker.as_deref(), Some("1"));
+        assert_eq!(m.tokens[0].language.as_deref(), Some("en"));
+        assert!(!e.endpoint_due(3000));
+        let m = e.tick(3000);
+        assert_eq!(texts(&m, false), [" Bye"]);
+        assert_eq!(m.tokens[0].speaker.as_deref(), Some("2"));
+        let m = e.tick(3400);
+        assert_eq!(texts(&m, true), [" Bye", "<end>"]);
+        assert_eq!(m.final_audio_proc_ms, 3400);
+    }
+
+    #[test]
+    fn finalize_takes_whole_started_words_and_adds_fin() {
+        let mut e = Engine::new(
+            &script(),
+            EngineOptions {
+                endpoints: true,
+                ..options()
+            },
+        );
+        let m = e.finalize(700);
+        assert_eq!(
+            texts(&m, true),
+            ["He", "llo", ",", " GStr", "eamer", "<fin>"]
+        );
+        assert_eq!(m.tokens[4].end_ms, Some(1200));
+        assert_eq!((m.final_audio_proc_ms, m.total_audio_proc_ms), (700, 700));
+        let m = e.finalize(700);
+        assert_eq!(texts(&m, true), ["<fin>"]);
+        // The first utterance still has "world." pending, so its endpoint comes later.
+        let m = e.tick(2200);
+        assert_eq!(texts(&m, true), [" wo", "rld", ".", "<end>"]);
+        // An utterance closed entirely by finalize gets no <end>.
+        let m = e.finalize(2800);
+        assert_eq!(texts(&m, true), [" Bye", "<fin>"]);
+        assert!(!e.endpoint_due(5000));
+    }
+
+    #[test]
+    fn drain_finalizes_started_words_only() {
+        let mut e = Engine::new(&script(), options());
+        let m = e.drain(1300).unwrap();
+        assert_eq!(
+            texts(&m, true),
+            ["He", "llo", ",", " GStr", "eamer", " wo", "rld", "."]
+        );
+        assert_eq!(m.final_audio_proc_ms, 1300);
+        assert!(e.drain(1300).is_none());
+        let m = e.tick(1400);
+        assert!(m.tokens.is_empty());
+    }
+}

@@ -1,0 +1,79 @@
+//! Per-connection fault injection.
+
+use std::time::Duration;
+
+/// A misbehaviour the stand-in plays on a connection (see `MockConfig::session_faults`).
+///
+/// `audio_ms` thresholds are on the session's audio timeline; they are checked right after the
+/// start request (so `0` fires at once) and after every audio frame. Each fault fires once.
+/// The enum is `#[non_exhaustive]`: more faults may be added without breaking users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Once `audio_ms` of audio arrived: send this error JSON, then close (code 1000).
+    ErrorAt {
+        audio_ms: u64,
+        code: u16,
+        error_type: String,
+        message: String,
+    },
+    /// Once `audio_ms` of audio arrived: drop the TCP connection without a close frame.
+    DropAt { audio_ms: u64 },
+    /// After the empty frame: send the remaining finals, but never `finished` and never close
+    /// (until the client goes away; no idle timeout either).
+    NoFinished,
+    /// After the empty frame: send the remaining finals, then close (1000) without `finished`.
+    CloseBeforeFinished,
+    /// Once `audio_ms` of audio arrived: stop reading from the socket for `duration`.
+    /// While any connection could stall, accepted sockets get a small receive buffer (see
+    /// `MockConfig::recv_buffer_size`) so the client's writes back up quickly.
+    StallReadingAt { audio_ms: u64, duration: Duration },
+    /// Soniox's session duration cap: once `audio_ms` arrived, 400 "Audio is too long.".
+    SessionLimit { audio_ms: u64 },
+    /// Refuse the WebSocket upgrade with this HTTP status (4xx/5xx) and a JSON error body.
+    RejectHandshake { status: u16 },
+}
+
+impl Fault {
+    /// [`Fault::ErrorAt`] from string slices.
+    pub fn error_at(audio_ms: u64, code: u16, error_type: &str, message: &str) -> Fault {
+        Fault::ErrorAt {
+            audio_ms,
+            code,
+            error_type: error_type.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Soniox's mid-stream failure: 503 `service_unavailable` "Cannot continue request …".
+    pub fn service_unavailable_at(audio_ms: u64) -> Fault {
+        Fault::error_at(
+            audio_ms,
+            503,
+            "service_unavailable",
+            "Cannot continue request (code 11). Please restart the request. \
+             Refer to: https://soniox.com/url/cannot-continue-request",
+        )
+    }
+
+    /// 429 `limit_exceeded` right after the start request (too many concurrent requests).
+    pub fn rate_limited() -> Fault {
+        Fault::error_at(
+            0,
+            429,
+            "limit_exceeded",
+            "Your organization has exceeded max number of concurrent requests.",
+        )
+    }
+
+    /// The audio position at which a timeline fault fires.
+    pub(crate) fn trigger_ms(&self) -> Option<u64> {
+        match self {
+            Fault::ErrorAt { audio_ms, .. }
+            | Fault::DropAt { audio_ms }
+            | Fault::StallReadingAt { audio_ms, .. }
+            | Fault::SessionLimit { audio_ms } => Some(*audio_ms),
+            Fault::NoFinished | Fault::CloseBeforeFinished | Fault::RejectHandshake { .. } => None,
+        }
+    }
+}

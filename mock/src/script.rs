@@ -1,0 +1,294 @@
+//! Scripted transcripts: what the stand-in server pretends to recognize.
+//!
+//! File format (see [`Script::parse`]):
+//! ```text
+//! # Lines starting with '#' are comments.
+//! # One word per line: <start_ms> <end_ms> <word>
+//! # A blank line ends an utterance.
+//! # A line "speaker <label>" sets the speaker of the utterance that follows.
+//! speaker 1
+//! 200 600 Hello,
+//! 650 1200 GStreamer
+//!
+//! speaker 2
+//! 2600 2900 Bye.
+//! ```
+
+use std::path::Path;
+
+use crate::tokenize;
+
+/// A whole scripted transcript: utterances in timeline order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Script {
+    pub utterances: Vec<Utterance>,
+}
+
+/// A group of words ended by an endpoint (`<end>`); `speaker` defaults to `"1"` on the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Utterance {
+    pub speaker: Option<String>,
+    pub words: Vec<ScriptWord>,
+}
+
+/// One word (possibly with trailing punctuation, e.g. `"Hello,"`) and its span on the
+/// session's audio timeline, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptWord {
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl Script {
+    /// Parses the script file format. Errors name the 1-based line.
+    ///
+    /// Rules: words must not overlap and must be in timeline order (`start_ms` ≥ the previous
+    /// word's `end_ms`), `end_ms` ≥ `start_ms`, exactly one word per line.
+    pub fn parse(text: &str) -> Result<Script, String> {
+        let mut utterances = Vec::new();
+        let mut current = Utterance::default();
+        let mut previous_end: Option<u64> = None;
+        for (n, raw) in text.lines().enumerate() {
+            let line_no = n + 1;
+            let line = raw.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            if line.is_empty() {
+                end_utterance(&mut current, &mut utterances);
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let first = parts.next().unwrap_or_default();
+            if first == "speaker" {
+                let label = parts.collect::<Vec<_>>().join(" ");
+                if label.is_empty() {
+                    return Err(format!("line {line_no}: \"speaker\" needs a label"));
+                }
+                end_utterance(&mut current, &mut utterances);
+                current.speaker = Some(label);
+                continue;
+            }
+            let start_ms = parse_ms(first, line_no, "start_ms")?;
+            let end_ms = parse_ms(parts.next().unwrap_or_default(), line_no, "end_ms")?;
+            let word = parts
+                .next()
+                .ok_or_else(|| format!("line {line_no}: missing word after the times"))?;
+            if parts.next().is_some() {
+                return Err(format!("line {line_no}: one word per line expected"));
+            }
+            if end_ms < start_ms {
+                return Err(format!(
+                    "line {line_no}: end_ms {end_ms} < start_ms {start_ms}"
+                ));
+            }
+            if let Some(prev) = previous_end {
+                if start_ms < prev {
+                    return Err(format!(
+                        "line {line_no}: start_ms {start_ms} is before the previous word's end ({prev})"
+                    ));
+                }
+            }
+            previous_end = Some(end_ms);
+            current.words.push(ScriptWord {
+                text: word.to_string(),
+                start_ms,
+                end_ms,
+            });
+        }
+        end_utterance(&mut current, &mut utterances);
+        Ok(Script { utterances })
+    }
+
+    /// Reads and parses a script file; a parse error becomes `io::ErrorKind::InvalidData`.
+    /// Error messages start with the path.
+    pub fn load(path: impl AsRef<Path>) -> std::io::Result<Script> {
+        let path = path.as_ref();
+        let named = |kind, e: &dyn std::fmt::Display| {
+            std::io::Error::new(kind, format!("{}: {e}", path.display()))
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| named(e.kind(), &e))?;
+        Script::parse(&text).map_err(|e| named(std::io::ErrorKind::InvalidData, &e))
+    }
+
+    /// Each utterance's text (split on whitespace) spread evenly over `[start_ms, end_ms]`,
+    /// each word getting a share proportional to its character count. Words are contiguous:
+    /// the first starts at `start_ms`, the last ends at `end_ms`. Empty texts are skipped.
+    pub fn from_utterances(utterances: &[(&str, u64, u64)]) -> Script {
+        let mut out = Vec::new();
+        for &(text, start_ms, end_ms) in utterances {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            let end_ms = end_ms.max(start_ms);
+            let weights: Vec<u64> = words.iter().map(|w| w.chars().count() as u64).collect();
+            let total: u64 = weights.iter().sum();
+            let mut cumulative = 0u64;
+            let mut word_start = start_ms;
+            let mut script_words = Vec::with_capacity(words.len());
+            for (word, weight) in words.iter().zip(&weights) {
+                cumulative += weight;
+                let word_end = start_ms + scale(end_ms - start_ms, cumulative, total);
+                script_words.push(ScriptWord {
+                    text: (*word).to_string(),
+                    start_ms: word_start,
+                    end_ms: word_end,
+                });
+                word_start = word_end;
+            }
+            out.push(Utterance {
+                speaker: None,
+                words: script_words,
+            });
+        }
+        Script { utterances: out }
+    }
+
+    /// All words of all utterances, in order.
+    pub fn words(&self) -> impl Iterator<Item = &ScriptWord> {
+        self.utterances.iter().flat_map(|u| u.words.iter())
+    }
+
+    /// All words joined by single spaces.
+    pub fn transcript(&self) -> String {
+        self.words()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// What the final tokens of a session that received all of the script's audio concatenate
+    /// to: like [`Script::transcript`], but with no space before words of scripts written
+    /// without spaces (CJK, kana, Thai).
+    pub fn final_text(&self) -> String {
+        let mut out = String::new();
+        for (i, word) in self.words().enumerate() {
+            if tokenize::leading_space(i, &word.text) {
+                out.push(' ');
+            }
+            out.push_str(&word.text);
+        }
+        out
+    }
+}
+
+fn end_utterance(current: &mut Utterance, utterances: &mut Vec<Utterance>) {
+    if !current.words.is_empty() {
+        utterances.push(std::mem::take(current));
+    }
+}
+
+fn parse_ms(field: &str, line_no: usize, name: &str) -> Result<u64, String> {
+    field
+        .parse::<u64>()
+        .map_err(|_| format!("line {line_no}: {name} must be a whole number of ms, got {field:?}"))
+}
+
+/// `span * part / whole` without overflow, rounded down.
+pub(crate) fn scale(span: u64, part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        return span;
+    }
+    (u128::from(span) * u128::from(part) / u128::from(whole)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+# a comment
+speaker 1
+200 600 Hello,
+650 1200 GStreamer
+1250 1700 world.
+
+
+# speaker for the next utterance
+speaker 2
+
+2600 2900 Bye
+";
+
+    #[test]
+    fn parses_utterances_speakers_and_comments() {
+        let script = Script::parse(SAMPLE).unwrap();
+        assert_eq!(script.utterances.len(), 2);
+        assert_eq!(script.utterances[0].speaker.as_deref(), Some("1"));
+        assert_eq!(script.utterances[1].speaker.as_deref(), Some("2"));
+        assert_eq!(script.utterances[0].words.len(), 3);
+        assert_eq!(
+            script.utterances[0].words[1],
+            ScriptWord {
+                text: "GStreamer".into(),
+                start_ms: 650,
+                end_ms: 1200
+            }
+        );
+        assert_eq!(script.transcript(), "Hello, GStreamer world. Bye");
+        assert_eq!(script.final_text(), "Hello, GStreamer world. Bye");
+        assert_eq!(script.words().count(), 4);
+    }
+
+    #[test]
+    fn crlf_and_no_trailing_blank_line() {
+        let script = Script::parse("0 100 a\r\n100 200 b").unwrap();
+        assert_eq!(script.transcript(), "a b");
+        assert_eq!(script.utterances.len(), 1);
+        assert_eq!(script.utterances[0].speaker, None);
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        for (text, needle) in [
+            ("x 100 a", "line 1: start_ms"),
+            ("0 y a", "line 1: end_ms"),
+            ("0 100", "line 1: missing word"),
+            ("0 100 a b", "line 1: one word"),
+            ("# c\n200 100 a", "line 2: end_ms 100 < start_ms 200"),
+            ("0 100 a\n50 150 b", "line 2: start_ms 50"),
+            ("speaker", "line 1: \"speaker\" needs a label"),
+        ] {
+            let err = Script::parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+
+    #[test]
+    fn load_reports_invalid_data() {
+        let dir = std::env::temp_dir().join(format!("soniox-mock-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.script");
+        std::fs::write(&good, SAMPLE).unwrap();
+        assert_eq!(Script::load(&good).unwrap(), Script::parse(SAMPLE).unwrap());
+        let bad = dir.join("bad.script");
+        std::fs::write(&bad, "oops").unwrap();
+        let err = Script::load(&bad).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn from_utterances_spreads_words_by_characters() {
+        let script =
+            Script::from_utterances(&[("ab abcd ab", 1000, 1800), ("  ", 0, 5), ("x", 2000, 2100)]);
+        assert_eq!(script.utterances.len(), 2);
+        let words = &script.utterances[0].words;
+        assert_eq!(words[0].start_ms, 1000);
+        assert_eq!(words[0].end_ms, 1200);
+        assert_eq!(words[1].start_ms, 1200);
+        assert_eq!(words[1].end_ms, 1600);
+        assert_eq!(words[2].end_ms, 1800);
+        assert_eq!(script.transcript(), "ab abcd ab x");
+        assert_eq!(script.utterances[1].words[0].start_ms, 2000);
+        assert_eq!(script.utterances[1].words[0].end_ms, 2100);
+    }
+
+    #[test]
+    fn final_text_has_no_spaces_between_cjk_words() {
+        let script = Script::from_utterances(&[("Hello 你好 世界 ok", 0, 1000)]);
+        assert_eq!(script.final_text(), "Hello你好世界 ok");
+    }
+}

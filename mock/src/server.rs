@@ -1,0 +1,191 @@
+//! The server handle: its own thread and tokio runtime, the accept loop, shutdown on drop.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+use crate::config::MockConfig;
+use crate::handshake::{self, PATH};
+use crate::record::{SessionRecord, Shared};
+use crate::session::{self, SessionContext};
+
+/// How long a client may take to send its upgrade request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running stand-in server on 127.0.0.1. Dropping it stops the server and closes every socket.
+pub struct MockServer {
+    port: u16,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1 on a free port and serves on its own thread with its own tokio runtime.
+    /// Usable from synchronous code and from inside another tokio runtime.
+    ///
+    /// Panics if the socket cannot be bound (use [`MockServer::start_on`] to handle that).
+    pub fn start(config: MockConfig) -> MockServer {
+        MockServer::start_on(config, 0).expect("soniox-mock: cannot listen on 127.0.0.1")
+    }
+
+    /// Like [`MockServer::start`] on the given port (0 = any free port).
+    pub fn start_on(config: MockConfig, port: u16) -> io::Result<MockServer> {
+        let shared = Arc::new(Shared::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("soniox-mock:{port}"))
+            .spawn(move || serve(config, port, thread_shared, ready_tx, stop_rx))?;
+        match ready_rx.recv() {
+            Ok(Ok(port)) => Ok(MockServer {
+                port,
+                shared,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                Err(error)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(io::Error::other(
+                    "soniox-mock: server thread ended during start-up",
+                ))
+            }
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT/transcribe-websocket`
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}{PATH}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// WebSocket upgrades attempted so far, including refused ones.
+    pub fn connection_count(&self) -> usize {
+        self.shared.count()
+    }
+
+    /// A snapshot of every connection's record, in connection order.
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.shared.snapshot()
+    }
+
+    /// Blocks until `pred(&sessions)` holds or `timeout` passes; returns whether it held.
+    /// Re-evaluated on every change of the records (no polling). `pred` runs with the records
+    /// locked: it must not call back into this server.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&[SessionRecord]) -> bool) -> bool {
+        self.shared.wait_until(timeout, pred)
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    config: MockConfig,
+    port: u16,
+    shared: Arc<Shared>,
+    ready: mpsc::Sender<io::Result<u16>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let recv_buffer = config.effective_recv_buffer_size();
+    let listener = match runtime.block_on(async { listen(port, recv_buffer) }) {
+        Ok(listener) => listener,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let bound = listener.local_addr().map(|a| a.port());
+    let _ = ready.send(bound);
+    let config = Arc::new(config);
+    runtime.block_on(async {
+        tokio::select! {
+            () = accept_loop(listener, config, shared) => {}
+            _ = stop => {}
+        }
+    });
+    // Dropping the runtime drops every session task and with it every socket.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+}
+
+fn listen(port: u16, recv_buffer: Option<u32>) -> io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    if let Some(size) = recv_buffer {
+        // Accepted sockets inherit the listener's receive buffer.
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    socket.listen(128)
+}
+
+async fn accept_loop(listener: TcpListener, config: Arc<MockConfig>, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(stream, Arc::clone(&config), Arc::clone(&shared)));
+            }
+            // E.g. out of file descriptors: back off instead of spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, config: Arc<MockConfig>, shared: Arc<Shared>) {
+    let accepted_at = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let mut accepted = None;
+    // The error type is tungstenite's (`Callback`); it cannot be boxed.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let (result, info) = handshake::on_request(request, response, &config, &shared);
+        accepted = info;
+        result
+    };
+    let upgrade = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_tungstenite::accept_hdr_async(stream, callback),
+    )
+    .await;
+    let (Ok(Ok(ws)), Some(accepted)) = (upgrade, accepted) else {
+        return;
+    };
+    let ctx = SessionContext {
+        shared,
+        config,
+        index: accepted.index,
+        credential: accepted.credential,
+        accepted_at,
+    };
+    session::run(ws, ctx).await;
+}

@@ -1,0 +1,443 @@
+//! One connection = one session: start request, audio, control requests, results, faults.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::audio::AudioClock;
+use crate::config::MockConfig;
+use crate::engine::{Engine, EngineOptions};
+use crate::faults::Fault;
+use crate::handshake::Credential;
+use crate::protocol::{is_keepalive, parse_control, Control, ProtocolError, ResultMessage};
+use crate::record::{ClientEvent, ClientEventKind, SessionEnd, Shared};
+use crate::start_request::{self, StartRequest};
+
+/// How long to wait for the client's close frame after ours.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+pub(crate) struct SessionContext {
+    pub shared: Arc<Shared>,
+    pub config: Arc<MockConfig>,
+    pub index: usize,
+    pub credential: Credential,
+    pub accepted_at: Instant,
+}
+
+/// The session is over; the socket is dropped.
+struct Stop;
+
+/// `Ok(true)`: the frame counts as activity (resets the idle timer).
+type Step = Result<bool, Stop>;
+
+enum Phase {
+    AwaitStart,
+    Streaming(Box<Streaming>),
+    /// `NoFinished`: drained after the empty frame; only recording until the client leaves.
+    Drained,
+}
+
+struct Streaming {
+    engine: Engine,
+    clock: AudioClock,
+    last_response_ms: u64,
+}
+
+struct Session {
+    ws: WebSocketStream<TcpStream>,
+    ctx: SessionContext,
+    faults: Vec<Fault>,
+    fired: Vec<bool>,
+    phase: Phase,
+    audio_bytes: usize,
+    saw_close: bool,
+}
+
+enum Wake {
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Idle,
+}
+
+pub(crate) async fn run(ws: WebSocketStream<TcpStream>, ctx: SessionContext) {
+    let faults = ctx.config.faults_for(ctx.index).to_vec();
+    let mut session = Session {
+        ws,
+        fired: vec![false; faults.len()],
+        faults,
+        ctx,
+        phase: Phase::AwaitStart,
+        audio_bytes: 0,
+        saw_close: false,
+    };
+    session.serve().await;
+}
+
+impl Session {
+    async fn serve(&mut self) {
+        let idle = self.ctx.config.idle_timeout;
+        let sleep = tokio::time::sleep(idle);
+        tokio::pin!(sleep);
+        loop {
+            let watch_idle = !matches!(self.phase, Phase::Drained);
+            let wake = tokio::select! {
+                frame = self.ws.next() => Wake::Frame(frame),
+                () = &mut sleep, if watch_idle => Wake::Idle,
+            };
+            let step = match wake {
+                Wake::Idle => Err(self
+                    .fail(ProtocolError::timeout(), SessionEnd::IdleTimeout)
+                    .await),
+                Wake::Frame(Some(Ok(message))) => self.on_message(message).await,
+                Wake::Frame(Some(Err(_)) | None) => {
+                    self.set_end(if self.saw_close {
+                        SessionEnd::ClientClosed
+                    } else {
+                        SessionEnd::Dropped
+                    });
+                    return;
+                }
+            };
+            match step {
+                Ok(true) => sleep.as_mut().reset(tokio::time::Instant::now() + idle),
+                Ok(false) => {}
+                Err(Stop) => return,
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Step {
+        if let Message::Close(_) = message {
+            self.saw_close = true;
+            self.event(ClientEventKind::Close);
+            self.set_end(SessionEnd::ClientClosed);
+            return Ok(false);
+        }
+        match self.phase {
+            Phase::AwaitStart => self.before_start(message).await,
+            Phase::Streaming(_) => self.streaming(message).await,
+            Phase::Drained => {
+                if let Some(kind) = passive_kind(&message) {
+                    self.event(kind);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn before_start(&mut self, message: Message) -> Step {
+        let text = match message {
+            Message::Binary(data) => {
+                self.event(if data.is_empty() {
+                    ClientEventKind::EndOfAudio
+                } else {
+                    ClientEventKind::Audio(data.len())
+                });
+                return Err(self
+                    .fail(
+                        ProtocolError::invalid(start_request::NOT_TEXT),
+                        error_end(400),
+                    )
+                    .await);
+            }
+            Message::Text(text) => text,
+            _ => return Ok(false),
+        };
+        let text = text.as_str();
+        if is_keepalive(text) {
+            self.event(ClientEventKind::Keepalive);
+            return Ok(true);
+        }
+        self.event(if text.is_empty() {
+            ClientEventKind::EndOfAudio
+        } else {
+            ClientEventKind::Other(text.to_string())
+        });
+        self.ctx.shared.update(self.ctx.index, |r| {
+            r.start_request_raw = Some(text.to_string())
+        });
+        let request = match start_request::parse_object(text) {
+            Ok(request) => request,
+            Err(error) => return Err(self.fail_with(error).await),
+        };
+        let value = Value::Object(request.clone());
+        self.ctx
+            .shared
+            .update(self.ctx.index, |r| r.start_request = Some(value));
+        let start = match self
+            .authenticate(&request)
+            .and_then(|()| start_request::validate(&request))
+        {
+            Ok(start) => start,
+            Err(error) => return Err(self.fail_with(error).await),
+        };
+        self.phase = Phase::Streaming(Box::new(self.streaming_state(&start)));
+        self.check_faults().await?;
+        Ok(true)
+    }
+
+    /// The handshake key is the connection's key; `api_key` counts only without one.
+    fn authenticate(&self, request: &Map<String, Value>) -> Result<(), ProtocolError> {
+        let presented = match &self.ctx.credential {
+            Credential::Key(key) => Some(key.clone()),
+            Credential::Malformed => {
+                return Err(ProtocolError::unauthenticated("Invalid API key."))
+            }
+            Credential::None => start_request::api_key(request)?,
+        };
+        match presented {
+            None => Err(ProtocolError::unauthenticated("Missing API key.")),
+            Some(key) if key == self.ctx.config.api_key => Ok(()),
+            Some(_) => Err(ProtocolError::unauthenticated("Invalid API key.")),
+        }
+    }
+
+    fn streaming_state(&self, start: &StartRequest) -> Streaming {
+        let config = &self.ctx.config;
+        let language = start.enable_language_identification.then(|| {
+            start
+                .language_hints
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".to_string())
+        });
+        let options = EngineOptions {
+            auto_final_lag_ms: config.auto_final_lag_ms,
+            endpoints: config.endpoints && start.enable_endpoint_detection,
+            endpoint_silence_ms: config.endpoint_silence_ms,
+            diarization: start.enable_speaker_diarization,
+            language,
+        };
+        Streaming {
+            engine: Engine::new(&config.script, options),
+            clock: AudioClock::new(
+                start.bytes_per_sample,
+                start.sample_rate,
+                start.num_channels,
+            ),
+            last_response_ms: 0,
+        }
+    }
+
+    async fn streaming(&mut self, message: Message) -> Step {
+        match message {
+            Message::Binary(data) if data.is_empty() => self.end_of_audio().await,
+            Message::Text(text) if text.is_empty() => self.end_of_audio().await,
+            Message::Binary(data) => self.audio(&data).await,
+            Message::Text(text) => match parse_control(text.as_str()) {
+                Ok(Control::Keepalive) => {
+                    self.event(ClientEventKind::Keepalive);
+                    Ok(true)
+                }
+                Ok(Control::Finalize {
+                    trailing_silence_ms,
+                }) => {
+                    self.event(ClientEventKind::Finalize {
+                        trailing_silence_ms,
+                    });
+                    let Phase::Streaming(s) = &mut self.phase else {
+                        return Ok(false);
+                    };
+                    let received = s.clock.ms();
+                    s.last_response_ms = received;
+                    let message = s.engine.finalize(received);
+                    self.send(message.to_value(), None).await?;
+                    Ok(false)
+                }
+                Err(error) => {
+                    self.event(ClientEventKind::Other(text.to_string()));
+                    Err(self.fail_with(error).await)
+                }
+            },
+            _ => Ok(false),
+        }
+    }
+
+    async fn audio(&mut self, data: &[u8]) -> Step {
+        let event = self.new_event(ClientEventKind::Audio(data.len()));
+        self.ctx.shared.update(self.ctx.index, |r| {
+            r.events.push(event);
+            r.audio.extend_from_slice(data);
+        });
+        self.audio_bytes += data.len();
+        if let Phase::Streaming(s) = &mut self.phase {
+            s.clock.add(data.len());
+        }
+        self.check_faults().await?;
+        let interval = self.ctx.config.response_interval_ms;
+        let Phase::Streaming(s) = &mut self.phase else {
+            return Ok(true);
+        };
+        let received = s.clock.ms();
+        if received >= s.last_response_ms.saturating_add(interval)
+            || s.engine.endpoint_due(received)
+        {
+            s.last_response_ms = received;
+            let message = s.engine.tick(received);
+            self.send(message.to_value(), None).await?;
+        }
+        Ok(true)
+    }
+
+    async fn end_of_audio(&mut self) -> Step {
+        self.event(ClientEventKind::EndOfAudio);
+        let Phase::Streaming(s) = &mut self.phase else {
+            return Ok(false);
+        };
+        let received = s.clock.ms();
+        if let Some(message) = s.engine.drain(received) {
+            self.send(message.to_value(), None).await?;
+        }
+        if self.faults.contains(&Fault::NoFinished) {
+            self.phase = Phase::Drained;
+            return Ok(false);
+        }
+        if self.faults.contains(&Fault::CloseBeforeFinished) {
+            self.set_end(SessionEnd::ServerClosed);
+        } else {
+            self.send(
+                ResultMessage::finished(received).to_value(),
+                Some(SessionEnd::Finished),
+            )
+            .await?;
+        }
+        self.close().await;
+        Err(Stop)
+    }
+
+    /// Fires the timeline faults whose threshold the audio has reached.
+    async fn check_faults(&mut self) -> Result<(), Stop> {
+        let received = match &self.phase {
+            Phase::Streaming(s) => s.clock.ms(),
+            _ => 0,
+        };
+        for i in 0..self.faults.len() {
+            if self.fired[i] || self.faults[i].trigger_ms().is_none_or(|at| received < at) {
+                continue;
+            }
+            self.fired[i] = true;
+            match self.faults[i].clone() {
+                Fault::ErrorAt {
+                    code,
+                    error_type,
+                    message,
+                    ..
+                } => {
+                    return Err(self
+                        .fail_with(ProtocolError::new(code, &error_type, message))
+                        .await);
+                }
+                Fault::SessionLimit { .. } => {
+                    return Err(self
+                        .fail_with(ProtocolError::invalid("Audio is too long."))
+                        .await);
+                }
+                Fault::DropAt { .. } => {
+                    self.set_end(SessionEnd::Dropped);
+                    return Err(Stop);
+                }
+                Fault::StallReadingAt { duration, .. } => tokio::time::sleep(duration).await,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_with(&mut self, error: ProtocolError) -> Stop {
+        let end = error_end(error.code);
+        self.fail(error, end).await
+    }
+
+    /// Sends the error JSON, then closes.
+    async fn fail(&mut self, error: ProtocolError, end: SessionEnd) -> Stop {
+        if self.send(error.to_value(), Some(end)).await.is_ok() {
+            self.close().await;
+        }
+        Stop
+    }
+
+    /// Records (with the session's end, if given) and then sends a JSON message.
+    async fn send(&mut self, value: Value, end: Option<SessionEnd>) -> Result<(), Stop> {
+        let text = value.to_string();
+        self.ctx.shared.update(self.ctx.index, |r| {
+            r.sent.push(value);
+            if r.end.is_none() {
+                r.end = end;
+            }
+        });
+        if self.ws.send(Message::text(text)).await.is_err() {
+            self.set_end(SessionEnd::Dropped);
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    /// Close frame 1000, then wait a little for the client's close frame.
+    async fn close(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static(""),
+        };
+        if self.ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if let Message::Close(_) = message {
+                    self.event(ClientEventKind::Close);
+                }
+            }
+        })
+        .await;
+    }
+
+    fn new_event(&self, kind: ClientEventKind) -> ClientEvent {
+        ClientEvent {
+            at: self.ctx.accepted_at.elapsed(),
+            audio_bytes_before: self.audio_bytes,
+            kind,
+        }
+    }
+
+    fn event(&self, kind: ClientEventKind) {
+        let event = self.new_event(kind);
+        self.ctx
+            .shared
+            .update(self.ctx.index, |r| r.events.push(event));
+    }
+
+    fn set_end(&self, end: SessionEnd) {
+        self.ctx.shared.update(self.ctx.index, |r| {
+            r.end.get_or_insert(end);
+        });
+    }
+}
+
+fn error_end(code: u16) -> SessionEnd {
+    SessionEnd::Error { code }
+}
+
+/// How a frame is recorded once the session only listens.
+fn passive_kind(message: &Message) -> Option<ClientEventKind> {
+    Some(match message {
+        Message::Binary(data) if data.is_empty() => ClientEventKind::EndOfAudio,
+        Message::Binary(data) => ClientEventKind::Audio(data.len()),
+        Message::Text(text) if text.is_empty() => ClientEventKind::EndOfAudio,
+        Message::Text(text) => match parse_control(text.as_str()) {
+            Ok(Control::Keepalive) => ClientEventKind::Keepalive,
+            Ok(Control::Finalize {
+                trailing_silence_ms,
+            }) => ClientEventKind::Finalize {
+                trailing_silence_ms,
+            },
+            Err(_) => ClientEventKind::Other(text.to_string()),
+        },
+        _ => return None,
+    })
+}

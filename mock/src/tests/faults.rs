@@ -1,0 +1,167 @@
+//! Fault injection, one test per fault.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::{ClientEventKind, Fault, MockServer, SessionEnd};
+
+fn server_with(faults: Vec<Fault>) -> MockServer {
+    let mut cfg = config();
+    cfg.session_faults = vec![faults];
+    MockServer::start(cfg)
+}
+
+#[tokio::test]
+async fn error_mid_stream() {
+    let server = server_with(vec![Fault::service_unavailable_at(600)]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(5).await;
+    for _ in 0..4 {
+        client.recv_json().await;
+    }
+    expect_error(
+        &mut client,
+        503,
+        "service_unavailable",
+        "Cannot continue request (code 11). Please restart the request. \
+         Refer to: https://soniox.com/url/cannot-continue-request",
+    )
+    .await;
+    let record = &server.sessions()[0];
+    assert_eq!(record.end, Some(SessionEnd::Error { code: 503 }));
+    assert_eq!(record.audio.len(), 5 * CHUNK);
+    assert_eq!(record.sent_error_code(), Some(503));
+}
+
+#[tokio::test]
+async fn error_right_after_the_start_request() {
+    let server = server_with(vec![Fault::rate_limited()]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    expect_error(
+        &mut client,
+        429,
+        "limit_exceeded",
+        "Your organization has exceeded max number of concurrent requests.",
+    )
+    .await;
+    // Connections beyond `session_faults` use `default_faults` (none here).
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.text("").await;
+    let (messages, _) = client.until_close().await;
+    assert_eq!(messages.last().unwrap()["finished"], true);
+}
+
+#[tokio::test]
+async fn default_faults_apply_to_later_connections() {
+    let mut cfg = config();
+    cfg.session_faults = vec![vec![]];
+    cfg.default_faults = vec![Fault::error_at(0, 500, "internal_error", "Boom.")];
+    let server = MockServer::start(cfg);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.text("").await;
+    client.until_close().await;
+    for _ in 0..2 {
+        let mut client = Client::connect(&server.url()).await;
+        client.start(json!({})).await;
+        expect_error(&mut client, 500, "internal_error", "Boom.").await;
+    }
+}
+
+#[tokio::test]
+async fn drop_without_close_frame() {
+    let server = server_with(vec![Fault::DropAt { audio_ms: 360 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(3).await;
+    client.recv_json().await;
+    client.recv_json().await;
+    assert!(matches!(client.recv().await, Recv::Gone));
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::Dropped)));
+    assert_eq!(server.sessions()[0].sent.len(), 2);
+}
+
+#[tokio::test]
+async fn no_finished_keeps_the_connection_open() {
+    let server = server_with(vec![Fault::NoFinished]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(6).await;
+    for _ in 0..6 {
+        client.recv_json().await;
+    }
+    client.text("").await;
+    let drain = client.recv_json().await;
+    assert_eq!(final_text(&[drain]), "Hello, GStreamer");
+    assert!(client.nothing_within(Duration::from_millis(300)).await);
+    client.text(r#"{"type":"keepalive"}"#).await;
+    client.close().await;
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::ClientClosed)));
+    let record = &server.sessions()[0];
+    assert!(!record.sent_finished());
+    assert_eq!(record.events.last().unwrap().kind, ClientEventKind::Close);
+    assert_eq!(record.count_events(|k| *k == ClientEventKind::Keepalive), 1);
+}
+
+#[tokio::test]
+async fn close_before_finished() {
+    let server = server_with(vec![Fault::CloseBeforeFinished]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(6).await;
+    client.text("").await;
+    let (messages, end) = client.until_close().await;
+    assert_closed_normally(&end);
+    assert_eq!(messages.len(), 7);
+    assert!(messages.iter().all(|m| m.get("finished").is_none()));
+    assert_eq!(final_text(&messages), "Hello, GStreamer");
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::ServerClosed)));
+}
+
+#[tokio::test]
+async fn stall_stops_reading_for_a_while() {
+    let stall = Duration::from_millis(400);
+    let server = server_with(vec![Fault::StallReadingAt {
+        audio_ms: 240,
+        duration: stall,
+    }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(10).await;
+    for _ in 0..10 {
+        client.recv_json().await;
+    }
+    let record = &server.sessions()[0];
+    let audio: Vec<_> = record
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, ClientEventKind::Audio(_)))
+        .collect();
+    assert!(
+        audio[2].at - audio[1].at >= stall,
+        "{:?}",
+        audio[2].at - audio[1].at
+    );
+    assert!(record.end.is_none());
+}
+
+#[tokio::test]
+async fn session_limit() {
+    let server = server_with(vec![Fault::SessionLimit { audio_ms: 480 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(4).await;
+    for _ in 0..3 {
+        client.recv_json().await;
+    }
+    expect_error(&mut client, 400, "invalid_request", "Audio is too long.").await;
+    assert_eq!(
+        server.sessions()[0].end,
+        Some(SessionEnd::Error { code: 400 })
+    );
+}

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Test support: the plugin registered in-process, the bundled sample, a recorder of what
+//! `sonioxstt` pushes on `src`, and pipeline runs that collect the bus.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+#[allow(unused_imports)]
+pub use soniox_mock::{
+    ClientEventKind, Fault, MockConfig, MockServer, Script, SessionEnd, SessionRecord,
+};
+
+pub const KEY: &str = "test-key-5b1d9e";
+pub const MS: u64 = 1_000_000;
+/// Generous bound for things that take milliseconds when they work.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstsoniox::plugin_register_static().expect("register the soniox plugin");
+    });
+}
+
+pub fn sample_wav() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/sample.wav")
+}
+
+pub fn sample_script() -> Script {
+    Script::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/sample.script")).unwrap()
+}
+
+/// The audio bytes of a WAV file's `data` chunk.
+pub fn wav_data(path: &PathBuf) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &bytes[at..at + 4] == b"data" {
+            return bytes[at + 8..at + 8 + size].to_vec();
+        }
+        at += 8 + size + (size & 1);
+    }
+    panic!("no data chunk in {}", path.display());
+}
+
+/// A stand-in server with the test key.
+pub fn server(script: Script, configure: impl FnOnce(&mut MockConfig)) -> MockServer {
+    let mut config = MockConfig::new(KEY, script);
+    configure(&mut config);
+    MockServer::start(config)
+}
+
+/// A `sonioxstt` pointed at `server` with the test key.
+pub fn element(server: &MockServer) -> gst::Element {
+    init();
+    gst::ElementFactory::make("sonioxstt")
+        .property("url", server.url())
+        .property("api-key", KEY)
+        .build()
+        .unwrap()
+}
+
+/// Something `sonioxstt` pushed on `src`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Word {
+        text: String,
+        pts: Option<u64>,
+        duration: Option<u64>,
+        discont: bool,
+    },
+    /// A custom downstream event, by structure name.
+    Custom(String),
+    Gap,
+    Segment(gst::FormattedSegment<gst::ClockTime>),
+    Eos(gst::Seqnum),
+}
+
+/// Records buffers and events crossing a pad, in order.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    seen: Arc<(Mutex<Vec<Seen>>, Condvar)>,
+}
+
+impl Recorder {
+    /// Records what goes out of `element`'s `src` pad.
+    pub fn attach(element: &gst::Element) -> Recorder {
+        let recorder = Recorder::default();
+        let seen = recorder.seen.clone();
+        let pad = element.static_pad("src").unwrap();
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_pad, info| {
+                let item = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => Some(Seen::Word {
+                        text: String::from_utf8(buffer.map_readable().unwrap().to_vec()).unwrap(),
+                        pts: buffer.pts().map(|t| t.nseconds()),
+                        duration: buffer.duration().map(|t| t.nseconds()),
+                        discont: buffer.flags().contains(gst::BufferFlags::DISCONT),
+                    }),
+                    Some(gst::PadProbeData::Event(event)) => match event.view() {
+                        gst::EventView::CustomDownstream(_) => {
+                            Some(Seen::Custom(event.structure().unwrap().name().to_string()))
+                        }
+                        gst::EventView::Gap(_) => Some(Seen::Gap),
+                        gst::EventView::Segment(s) => {
+                            Some(Seen::Segment(s.segment().clone().downcast().unwrap()))
+                        }
+                        gst::EventView::Eos(_) => Some(Seen::Eos(event.seqnum())),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(item) = item {
+                    seen.0.lock().unwrap().push(item);
+                    seen.1.notify_all();
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+        recorder
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.0.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for what was seen; false on timeout.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Seen]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut seen = self.seen.0.lock().unwrap();
+        while !pred(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            seen = self.seen.1.wait_timeout(seen, left).unwrap().0;
+        }
+        true
+    }
+
+    pub fn wait_eos(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |s| s.iter().any(|x| matches!(x, Seen::Eos(_))))
+    }
+
+    /// The words, with their times.
+    pub fn words(&self) -> Vec<(String, Option<u64>, Option<u64>)> {
+        words(&self.seen())
+    }
+}
+
+pub fn words(seen: &[Seen]) -> Vec<(String, Option<u64>, Option<u64>)> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Word {
+                text,
+                pts,
+                duration,
+                ..
+            } => Some((text.clone(), *pts, *duration)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts the words are exactly the script's, each timed within 1 ms of the token times
+/// mapped through `to_pts` (session ms → expected input ns).
+pub fn assert_words_match(
+    words: &[(String, Option<u64>, Option<u64>)],
+    script: &Script,
+    to_pts: impl Fn(u64) -> u64,
+) {
+    let expected: Vec<_> = script.words().collect();
+    let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+    let want: Vec<&str> = expected.iter().map(|w| w.text.as_str()).collect();
+    assert_eq!(texts, want, "the words pushed are the script's, in order");
+    for ((text, pts, duration), word) in words.iter().zip(expected) {
+        let start = to_pts(word.start_ms);
+        let end = to_pts(word.end_ms);
+        let pts = pts.unwrap_or_else(|| panic!("{text} has no PTS"));
+        let duration = duration.unwrap_or_else(|| panic!("{text} has no duration"));
+        assert!(
+            pts.abs_diff(start) <= MS,
+            "{text}: PTS {pts} vs token start {start}"
+        );
+        assert!(
+            duration.abs_diff(end - start) <= MS,
+            "{text}: duration {duration} vs token span {}",
+            end - start
+        );
+    }
+}
+
+/// What a pipeline run posted on the bus.
+pub struct Run {
+    pub messages: Vec<gst::Message>,
+    pub eos: bool,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Element messages of that structure name, from any element.
+    pub fn structures(&self, name: &str) -> Vec<gst::Structure> {
+        self.messages
+            .iter()
+            .filter(|m| m.type_() == gst::MessageType::Element)
+            .filter_map(|m| {
+                m.structure()
+                    .filter(|s| s.name() == name)
+                    .map(|s| s.to_owned())
+            })
+            .collect()
+    }
+
+    pub fn error(&self) -> Option<(String, String)> {
+        self.messages.iter().find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some((
+                e.error().to_string(),
+                e.debug().unwrap_or_default().to_string(),
+            )),
+            _ => None,
+        })
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `soniox/session` events in order, e.g. `["connected", "finished"]`.
+    pub fn session_events(&self) -> Vec<String> {
+        self.structures("soniox/session")
+            .iter()
+            .map(|s| s.get::<String>("event").unwrap())
+            .collect()
+    }
+}
+
+/// Plays `pipeline` until EOS, an error or `timeout`, collecting the bus, then stops it.
+pub fn run(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
+    let bus = pipeline.bus().unwrap();
+    let start = Instant::now();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut messages = Vec::new();
+    let mut eos = false;
+    while let Some(message) = bus.timed_pop(gst::ClockTime::from_nseconds(
+        timeout.saturating_sub(start.elapsed()).as_nanos() as u64,
+    )) {
+        let done = match message.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                true
+            }
+            gst::MessageView::Error(_) => true,
+            _ => false,
+        };
+        messages.push(message);
+        if done {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    pipeline.set_state(gst::State::Null).unwrap();
+    Run {
+        messages,
+        eos,
+        elapsed,
+    }
+}
+
+/// Builds a pipeline from a description with one `sonioxstt name=stt` in it.
+pub fn launch(description: &str) -> (gst::Pipeline, gst::Element) {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let stt = pipeline.by_name("stt").expect("a sonioxstt named stt");
+    (pipeline, stt)
+}
+
+/// `filesrc ! wavparse ! sonioxstt pace=0 ! fakesink` over the bundled sample.
+pub fn sample_pipeline(server: &MockServer, extra: &str) -> (gst::Pipeline, gst::Element) {
+    launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} {extra} ! fakesink sync=false",
+        sample_wav().display(),
+        server.url()
+    ))
+}
+
+/// S16LE 16 kHz mono caps.
+pub fn s16_caps(rate: i32) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", rate)
+        .field("channels", 1)
+        .build()
+}
+
+/// A buffer of `ms` of S16LE silence at `rate`, stamped `pts_ms`.
+pub fn silence(rate: u64, pts_ms: Option<u64>, ms: u64, discont: bool) -> gst::Buffer {
+    let bytes = (rate * ms / 1000 * 2) as usize;
+    let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; bytes]);
+    {
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(pts_ms.map(gst::ClockTime::from_mseconds));
+        b.set_duration(gst::ClockTime::from_mseconds(ms));
+        if discont {
+            b.set_flags(gst::BufferFlags::DISCONT);
+        }
+    }
+    buffer
+}
+
+/// A harness around `element`, with the element's messages going to the returned bus.
+pub fn harness(element: &gst::Element, caps: &gst::Caps) -> (gst_check::Harness, gst::Bus) {
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(element, Some("sink"), Some("src"));
+    h.set_src_caps(caps.clone());
+    (h, bus)
+}
+
+/// Element messages of `name` waiting on `bus`.
+pub fn drain_bus(bus: &gst::Bus) -> Vec<gst::Message> {
+    std::iter::from_fn(|| bus.pop()).collect()
+}
+
+/// Audio bytes a session had received when its first event of `kind` arrived.
+pub fn count_events(record: &SessionRecord, pred: impl Fn(&ClientEventKind) -> bool) -> usize {
+    record.events.iter().filter(|e| pred(&e.kind)).count()
+}

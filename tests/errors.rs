@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Fatal problems become clear element errors; the key never shows.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WRONG_KEY: &str = "wrong-key-0d7f3a";
+
+fn short_file(stt_properties: &str) -> (gst::Pipeline, gst::Element) {
+    launch(&format!(
+        "audiotestsrc num-buffers=20 samplesperbuffer=1600 ! audio/x-raw,rate=16000,channels=1 ! \
+         sonioxstt name=stt pace=0 {stt_properties} ! fakesink sync=false"
+    ))
+}
+
+#[test]
+fn a_rejected_key_is_an_element_error_with_sonioxs_401_and_words() {
+    let server = server(
+        Script::from_utterances(&[("Never heard.", 100, 900)]),
+        |_| {},
+    );
+    let (pipeline, _stt) = short_file(&format!("url={} api-key={WRONG_KEY}", server.url()));
+    let run = run(&pipeline, Duration::from_secs(5));
+    let (text, debug) = run.error().expect("an element error within 5 s");
+    assert_eq!(
+        text,
+        "Soniox rejected the request (401 unauthenticated): Invalid API key."
+    );
+    assert!(debug.contains("request id"), "debug: {debug}");
+    for message in &run.messages {
+        assert!(
+            !format!("{message:?}").contains(WRONG_KEY),
+            "the key leaked: {message:?}"
+        );
+    }
+    assert_eq!(server.connection_count(), 1, "no retry");
+}
+
+#[test]
+fn a_bad_request_is_an_element_error_with_sonioxs_400() {
+    let server = server(Script::from_utterances(&[]), |_| {});
+    let (pipeline, _stt) = short_file(&format!(
+        "url={} api-key={KEY} model=stt-rt-v0",
+        server.url()
+    ));
+    let (text, _) = run(&pipeline, WAIT).error().expect("an element error");
+    assert!(
+        text.starts_with("Soniox rejected the request (400"),
+        "{text}"
+    );
+    assert!(text.ends_with("Invalid model specified."), "{text}");
+}
+
+#[test]
+fn nothing_listening_is_an_error_naming_the_url() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{port}/transcribe-websocket");
+    let (pipeline, _stt) = short_file(&format!("url={url} api-key={KEY}"));
+    let (text, _) = run(&pipeline, WAIT).error().expect("an element error");
+    assert!(
+        text.starts_with(&format!("Could not connect to Soniox at {url}: ")),
+        "{text}"
+    );
+    assert!(!text.contains(KEY));
+}
+
+#[test]
+fn eos_without_audio_passes_at_once_without_connecting() {
+    let server = server(Script::from_utterances(&[]), |_| {});
+    let stt = element(&server);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, _bus) = harness(&stt, &s16_caps(16000));
+    let start = Instant::now();
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(Duration::from_secs(1)));
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.connection_count(), 0);
+}
+
+#[test]
+fn a_server_that_never_finishes_is_bounded_by_drain_timeout() {
+    let script = Script::from_utterances(&[("Almost there.", 100, 900)]);
+    let server = server(script.clone(), |c| {
+        c.auto_final_lag_ms = None;
+        c.endpoints = false;
+        c.default_faults = vec![Fault::NoFinished];
+    });
+    let (pipeline, stt) = short_file(&format!(
+        "url={} api-key={KEY} drain-timeout=1000",
+        server.url()
+    ));
+    let recorder = Recorder::attach(&stt);
+    let run = run(&pipeline, WAIT);
+    assert!(run.eos, "EOS still comes: {:?}", run.error());
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_eq!(
+        run.warnings().len(),
+        1,
+        "a warning says the drain timed out"
+    );
+    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What `gst-inspect-1.0 sonioxstt` shows a user, from the built plugin library.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Properties of the contract (§3) that exist now; the (later) ones come with later work.
+const PROPERTIES: &[&str] = &[
+    "api-key",
+    "region",
+    "url",
+    "model",
+    "language-code",
+    "language-hints",
+    "language-hints-strict",
+    "context",
+    "enable-speaker-diarization",
+    "enable-language-identification",
+    "enable-endpoint-detection",
+    "max-endpoint-delay",
+    "client-reference-id",
+    "latency",
+    "lateness",
+    "max-observed-delay",
+    "keepalive-interval",
+    "drain-timeout",
+    "pace",
+    "post-messages",
+];
+
+/// The folder holding `libgstsoniox.so`, built now if needed (`cargo test` builds only the rlib).
+fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--lib", "-p", "gst-plugin-soniox"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(
+        build.status().unwrap().success(),
+        "building the plugin library"
+    );
+    assert!(
+        dir.join("libgstsoniox.so").exists(),
+        "no libgstsoniox.so in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn inspect() -> String {
+    let registry =
+        std::env::temp_dir().join(format!("sonioxstt-inspect-{}.bin", std::process::id()));
+    let output = Command::new("gst-inspect-1.0")
+        .arg("sonioxstt")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_REGISTRY", &registry)
+        .output()
+        .expect("gst-inspect-1.0 runs (package gstreamer1.0-tools)");
+    let _ = std::fs::remove_file(registry);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The lines of one property's block in gst-inspect's output.
+fn property_block<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| {
+        !l.starts_with(&format!("  {name} ")) && !l.starts_with(&format!("  {name}:"))
+    });
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("property {name} is listed"));
+    std::iter::once(first)
+        .chain(lines.take_while(|l| l.starts_with("                        ")))
+        .collect()
+}
+
+#[test]
+fn gst_inspect_shows_the_contract() {
+    let text = inspect();
+    assert!(text.contains("Klass                    Audio/Text/Filter"));
+    assert!(text.contains("Rank                     none (0)"));
+    assert!(text.contains("Name                     soniox"));
+    assert!(text.contains("License                  MPL"));
+
+    // Sink caps: every raw format, μ-law and A-law, mono, 8–48 kHz; S16LE first.
+    let sink = &text
+        [text.find("SINK template: 'sink'").unwrap()..text.find("SRC template: 'src'").unwrap()];
+    assert!(sink.contains(
+        "format: { (string)S16LE, (string)S16BE, (string)S32LE, (string)S32BE, (string)F32LE, \
+         (string)F32BE, (string)F64LE, (string)F64BE, (string)S8, (string)U8 }"
+    ));
+    for line in [
+        "audio/x-raw",
+        "audio/x-mulaw",
+        "audio/x-alaw",
+        "layout: interleaved",
+        "rate: [ 8000, 48000 ]",
+        "channels: 1",
+    ] {
+        assert!(sink.contains(line), "sink caps show {line}");
+    }
+    let src = &text[text.find("SRC template: 'src'").unwrap()..];
+    assert!(src.contains("text/x-raw") && src.contains("format: utf8"));
+
+    // Every property with a blurb; api-key write-only.
+    for name in PROPERTIES {
+        let block = property_block(&text, name);
+        let blurb = block[0].split_once(':').unwrap().1.trim();
+        assert!(blurb.len() > 10, "{name} has a blurb: {blurb:?}");
+    }
+    let flags = |name: &str| {
+        property_block(&text, name)
+            .into_iter()
+            .find(|l| l.trim_start().starts_with("flags:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert!(
+        flags("api-key").starts_with("flags: writable,"),
+        "{}",
+        flags("api-key")
+    );
+    assert!(!flags("api-key").contains("readable"));
+    assert!(property_block(&text, "api-key")
+        .iter()
+        .any(|l| l.contains("Write only")));
+    assert_eq!(flags("max-observed-delay"), "flags: readable");
+
+    let actions = &text[text.find("Element Actions:").expect("an actions section")..];
+    assert!(
+        actions.contains("\"finalize\""),
+        "the finalize action signal"
+    );
+}
