@@ -339,3 +339,99 @@ fn output_segment_base_is_shifted_by_lateness() {
         .unwrap();
     assert_eq!(segment.base(), Some(gst::ClockTime::from_seconds(1)));
 }
+
+#[test]
+fn speaker_changes_come_before_the_new_speakers_first_word() {
+    let script = Script::parse(
+        "speaker 1\n100 400 Hello\n400 800 there.\n\nspeaker 2\n1500 1900 Hi\n1900 2300 back.\n\nspeaker 1\n3000 3400 Bye.\n",
+    )
+    .unwrap();
+    let server = server(script.clone(), |_| {});
+    let (pipeline, stt) = launch(&format!(
+        "audiotestsrc num-buffers=45 samplesperbuffer=1600 ! audio/x-raw,rate=16000,channels=1 ! \
+         sonioxstt name=stt pace=0 enable-speaker-diarization=true language-code=en-US url={} api-key={KEY} ! \
+         fakesink sync=false",
+        server.url()
+    ));
+    let recorder = Recorder::attach(&stt);
+    assert!(run(&pipeline, WAIT).eos);
+    assert_eq!(
+        server.sessions()[0].start_request.as_ref().unwrap()["enable_speaker_diarization"],
+        true
+    );
+    assert_eq!(
+        server.sessions()[0].start_request.as_ref().unwrap()["language_hints"],
+        serde_json::json!(["en"])
+    );
+    let order: Vec<String> = recorder
+        .seen()
+        .into_iter()
+        .filter_map(|s| match s {
+            Seen::Word { text, .. } => Some(text),
+            Seen::SpeakerChange(speaker) => Some(format!("<speaker {speaker}>")),
+            Seen::Language(language) => Some(format!("<language {language}>")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            "<language en>",
+            "<speaker 1>",
+            "Hello",
+            "there.",
+            "<speaker 2>",
+            "Hi",
+            "back.",
+            "<speaker 1>",
+            "Bye."
+        ]
+    );
+}
+
+#[test]
+fn a_flush_aborts_the_session_and_the_next_buffer_starts_a_clean_one() {
+    let script = Script::from_utterances(&[("One two three.", 100, 900)]);
+    let server = server(script.clone(), |_| {});
+    let stt = element(&server);
+    stt.set_property("pace", 0.0);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, _bus) = harness(&stt, &s16_caps(16000));
+    // Half a second into the first session: the words are still non-final there.
+    for i in 0..5 {
+        h.push(silence(16000, Some(i * 100), 100, false)).unwrap();
+    }
+    assert!(server.wait_until(WAIT, |s| s.first().is_some_and(|r| r.audio.len() == 16_000)));
+    let start = std::time::Instant::now();
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "flush took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        server.wait_until(WAIT, |s| s[0].end.is_some()),
+        "the first session was closed"
+    );
+
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(gst::ClockTime::from_seconds(10));
+    segment.set_time(gst::ClockTime::from_seconds(10));
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    for i in 0..20 {
+        h.push(silence(16000, Some(10_000 + i * 100), 100, i == 0))
+            .unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2, "a new session after the flush");
+    assert_ne!(
+        sessions[0].end,
+        Some(SessionEnd::Finished),
+        "the first was aborted, not drained"
+    );
+    assert_eq!(sessions[1].audio.len(), 2 * 32_000);
+    assert_words_match(&recorder.words(), &script, |ms| (10_000 + ms) * MS);
+}

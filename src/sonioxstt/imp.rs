@@ -475,14 +475,13 @@ impl SonioxStt {
 
     /// A session failed: post the error and make the chain return it. Called on the runtime.
     fn session_failed(&self, id: u32, error: &SessionError) {
-        {
-            let mut state = self.state();
-            if state.flushing {
-                return;
-            }
-            state.flow = Some(gst::FlowError::Error);
+        if self.is_flushing() {
+            return;
         }
+        // Post first: once the flow is set, the chain returns ERROR and upstream posts its
+        // own, less helpful error.
         self.post_session_error(id, error);
+        self.state().flow = Some(gst::FlowError::Error);
     }
 
     fn post_session_error(&self, id: u32, error: &SessionError) {

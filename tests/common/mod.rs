@@ -76,6 +76,10 @@ pub enum Seen {
     },
     /// A custom downstream event, by structure name.
     Custom(String),
+    /// `rstranscribe/speaker-change`, with its `speaker`.
+    SpeakerChange(String),
+    /// A tag event's language code.
+    Language(String),
     Gap,
     Segment(gst::FormattedSegment<gst::ClockTime>),
     Eos(gst::Seqnum),
@@ -105,8 +109,18 @@ impl Recorder {
                     }),
                     Some(gst::PadProbeData::Event(event)) => match event.view() {
                         gst::EventView::CustomDownstream(_) => {
-                            Some(Seen::Custom(event.structure().unwrap().name().to_string()))
+                            let s = event.structure().unwrap();
+                            Some(match s.get::<String>("speaker") {
+                                Ok(speaker) if s.name() == "rstranscribe/speaker-change" => {
+                                    Seen::SpeakerChange(speaker)
+                                }
+                                _ => Seen::Custom(s.name().to_string()),
+                            })
                         }
+                        gst::EventView::Tag(tag) => tag
+                            .tag()
+                            .get::<gst::tags::LanguageCode>()
+                            .map(|l| Seen::Language(l.get().to_string())),
                         gst::EventView::Gap(_) => Some(Seen::Gap),
                         gst::EventView::Segment(s) => {
                             Some(Seen::Segment(s.segment().clone().downcast().unwrap()))
