@@ -142,3 +142,31 @@ fn latency_query_behind_a_non_live_source_is_upstreams_answer() {
     pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(server.connection_count(), 0);
 }
+
+#[test]
+fn changing_latency_while_playing_posts_a_latency_message() {
+    let server = server(Script::from_utterances(&[]), |_| {});
+    let (pipeline, stt) = launch(&format!(
+        "audiotestsrc is-live=true ! audio/x-raw,rate=16000,channels=1 ! sonioxstt name=stt url={} api-key={KEY} ! fakesink",
+        server.url()
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    assert!(bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::AsyncDone, gst::MessageType::StreamStart]
+        )
+        .is_some());
+    while bus.pop_filtered(&[gst::MessageType::Latency]).is_some() {}
+    stt.set_property("latency", 1500u32);
+    let message = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Latency],
+    );
+    assert!(
+        message.is_some_and(|m| m.src() == Some(stt.upcast_ref())),
+        "a LATENCY message from sonioxstt"
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
