@@ -444,10 +444,6 @@ impl SonioxStt {
         self.state().flow = Some(flow);
     }
 
-    pub fn push_word(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.srcpad.push(buffer)
-    }
-
     // ---- bus --------------------------------------------------------------------------------
 
     pub fn post(&self, structure: gst::Structure) {
@@ -494,25 +490,33 @@ impl SonioxStt {
             _ => format!("session {id}"),
         };
         gst::warning!(CAT, imp = self, "session {id} failed: {text}");
-        let builder = |domain| {
-            gst::message::Error::builder(domain, &text)
-                .debug(&debug)
-                .src(&*self.obj())
-        };
         let message = match error {
-            _ if output::is_auth_error(error) => builder(gst::ResourceError::NotAuthorized).build(),
+            SessionError::Service(e) if matches!(e.code, Some(401 | 403)) => {
+                self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
+            }
             SessionError::Service(e) if e.code == Some(400) => {
-                gst::message::Error::builder(gst::LibraryError::Settings, &text)
-                    .debug(&debug)
-                    .src(&*self.obj())
-                    .build()
+                self.error_message(gst::LibraryError::Settings, &text, &debug)
             }
             SessionError::Connect { .. }
             | SessionError::Tls { .. }
-            | SessionError::InvalidUrl { .. } => builder(gst::ResourceError::OpenReadWrite).build(),
-            _ => builder(gst::ResourceError::Failed).build(),
+            | SessionError::InvalidUrl { .. } => {
+                self.error_message(gst::ResourceError::OpenReadWrite, &text, &debug)
+            }
+            _ => self.error_message(gst::ResourceError::Failed, &text, &debug),
         };
         let _ = self.obj().post_message(message);
+    }
+
+    fn error_message<T: gst::MessageErrorDomain>(
+        &self,
+        domain: T,
+        text: &str,
+        debug: &str,
+    ) -> gst::Message {
+        gst::message::Error::builder(domain, text)
+            .debug(debug)
+            .src(&*self.obj())
+            .build()
     }
 
     // ---- queries ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::imp::{SonioxStt, CAT};
 use super::messages::{self, SessionLife};
 use crate::soniox::protocol::ServerMessage;
-use crate::soniox::session::{SessionError, SessionEvent};
+use crate::soniox::session::SessionEvent;
 use crate::transcript::timeline::Timeline;
 use crate::transcript::words::{Assembled, Boundary, WordAssembler};
 
@@ -233,7 +233,7 @@ impl Output {
                         }
                     }
                     gst::log!(CAT, imp = imp, "pushing {buffer:?}");
-                    imp.push_word(buffer)?;
+                    imp.srcpad.push(buffer)?;
                 }
                 Assembled::SpeakerChange(speaker) => {
                     imp.srcpad
@@ -285,9 +285,4 @@ impl Output {
                 .push_event(gst::event::Eos::builder().seqnum(seqnum).build());
         }
     }
-}
-
-/// Whether a session failure is the service rejecting the key.
-pub fn is_auth_error(error: &SessionError) -> bool {
-    matches!(error, SessionError::Service(e) if matches!(e.code, Some(401 | 403)))
 }

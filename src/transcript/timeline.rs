@@ -72,16 +72,6 @@ impl Timeline {
         self.offset += len;
     }
 
-    /// Bytes of audio recorded so far.
-    pub fn bytes(&self) -> u64 {
-        self.offset
-    }
-
-    /// Duration of the audio recorded so far, ns.
-    pub fn duration_ns(&self) -> u64 {
-        self.offset_to_ns(self.offset)
-    }
-
     /// The input timestamp (ns) of the audio at `ms` on the session's timeline, or `None`
     /// before any audio was recorded.
     pub fn pts_at_ms(&self, ms: u64) -> Option<u64> {
@@ -141,7 +131,6 @@ mod tests {
         assert_eq!(t.anchor_count(), 1);
         assert_eq!(t.pts_at_ms(0), Some(5 * S));
         assert_eq!(t.pts_at_ms(437), Some(5 * S + 437 * MS));
-        assert_eq!(t.duration_ns(), S);
     }
 
     #[test]

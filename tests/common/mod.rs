@@ -350,8 +350,3 @@ pub fn harness(element: &gst::Element, caps: &gst::Caps) -> (gst_check::Harness,
 pub fn drain_bus(bus: &gst::Bus) -> Vec<gst::Message> {
     std::iter::from_fn(|| bus.pop()).collect()
 }
-
-/// Audio bytes a session had received when its first event of `kind` arrived.
-pub fn count_events(record: &SessionRecord, pred: impl Fn(&ClientEventKind) -> bool) -> usize {
-    record.events.iter().filter(|e| pred(&e.kind)).count()
-}
