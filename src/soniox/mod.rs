@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The Soniox service, free of GStreamer: wire protocol and sessions.
+//! The Soniox service, free of GStreamer: wire protocol, sessions and what feeds them.
 
+pub mod audio_queue;
+pub mod promise;
 pub mod protocol;
 pub mod session;

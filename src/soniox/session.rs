@@ -2,19 +2,20 @@
 //! One Soniox real-time session: a task on the shared runtime that owns the WebSocket.
 //!
 //! It connects lazily when spawned (key in the `Authorization: Bearer` header), sends the
-//! start request, then forwards the commands it receives in order — audio as binary frames
-//! (paced for non-live input), `finalize`, end of audio as an empty text frame — sends a
-//! keepalive whenever no audio went out for the keepalive interval, and reports everything
-//! the server says as [`SessionEvent`]s. After the end of audio it waits for `finished`, at
-//! most the drain timeout.
+//! start request, then takes what the element queued ([`AudioQueue`]) in order — audio as
+//! binary frames (paced for non-live input), `finalize`, input gaps, end of audio as an
+//! empty text frame — sends a keepalive whenever no audio went out for the keepalive
+//! interval, keeps the latency promise of live input ([`Promise`]), and reports everything
+//! the server says as [`SessionEvent`]s. Audio is entered in the timestamp table as it goes
+//! out. After the end of audio it waits for `finished`, at most the drain timeout.
 //!
 //! Dropping the [`SessionHandle`] aborts the task at once and closes the socket.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use once_cell::sync::Lazy;
 use tokio::sync::mpsc;
@@ -24,11 +25,11 @@ use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{connect_async_tls_with_config, Connector};
 
+use super::audio_queue::{AudioQueue, Chunk, Queued};
+use super::promise::Promise;
 use super::protocol::{Control, ServerMessage, ServiceError, StartRequest};
 use crate::runtime::RUNTIME;
-
-/// How many commands (audio buffers, control messages) may wait for the socket.
-pub const COMMAND_CAPACITY: usize = 32;
+use crate::transcript::timeline::Timeline;
 
 /// A Soniox API key. It never appears in `Debug` output, logs or errors.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,14 +75,8 @@ pub struct SessionConfig {
     pub drain_timeout: Duration,
     pub connect_timeout: Duration,
     pub pacing: Option<Pacing>,
-}
-
-/// What the element asks of a session, in stream order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Audio(Bytes),
-    Finalize,
-    EndOfAudio,
+    /// Live input: keep the latency promise for this many ms (may change while running).
+    pub latency_ms: Option<Arc<AtomicU32>>,
 }
 
 /// What a session reports, in order. After `Finished`, `DrainTimedOut` or `Failed` nothing
@@ -92,6 +87,12 @@ pub enum SessionEvent {
     Connected,
     /// A result message (tokens, progress); the `finished` message too.
     Message(ServerMessage),
+    /// The input had no audio for a while (a GAP event) after `after_ms` of session audio.
+    InputGap {
+        after_ms: u64,
+        pts: u64,
+        duration: Option<u64>,
+    },
     /// The server confirmed the end of the audio: every final token has arrived.
     Finished,
     /// The server did not finish within the drain timeout; the session was closed.
@@ -195,38 +196,44 @@ pub fn sends_key_in_clear(url: &str) -> bool {
 /// A running session. Dropping it aborts the session.
 #[derive(Debug)]
 pub struct SessionHandle {
-    commands: mpsc::Sender<Command>,
+    queue: Arc<AudioQueue>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SessionHandle {
-    /// Starts a session on the shared runtime. Its events go to `events`, each turned into
-    /// the receiver's item type by `wrap` (called on the runtime: it must not block). The
-    /// command channel closes only after the session's last event was wrapped and sent.
-    pub fn spawn<T, W>(config: SessionConfig, events: mpsc::Sender<T>, wrap: W) -> SessionHandle
+    /// Starts a session on the shared runtime. It takes its work from `queue`, enters the
+    /// audio it sends in `timeline`, and reports its events to `events`, each turned into the
+    /// receiver's item type by `wrap` (called on the runtime: it must not block). The queue
+    /// is closed only after the session's last event was wrapped and sent.
+    pub fn spawn<T, W>(
+        config: SessionConfig,
+        queue: Arc<AudioQueue>,
+        timeline: Arc<Mutex<Timeline>>,
+        events: mpsc::Sender<T>,
+        wrap: W,
+    ) -> SessionHandle
     where
         T: Send + 'static,
         W: Fn(SessionEvent) -> T + Send + Sync + 'static,
     {
-        let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
         let reporter = Reporter { events, wrap };
+        let guard = CloseOnDrop(queue.clone());
         let task = RUNTIME.spawn(async move {
-            let mut receiver = receiver;
-            let end = match run(&config, &mut receiver, &reporter).await {
+            let end = match run(&config, &guard.0, &timeline, &reporter).await {
                 Ok(Some(end)) => end,
                 Ok(None) => return,
                 Err(error) => SessionEvent::Failed(error),
             };
-            // Senders see the channel close only after the end was reported.
+            // Producers see the queue close only after the end was reported.
             reporter.report(end).await;
-            drop(receiver);
+            drop(guard);
         });
-        SessionHandle { commands, task }
+        SessionHandle { queue, task }
     }
 
-    /// A sender for commands; `blocking_send` from a streaming thread gives backpressure.
-    pub fn commands(&self) -> mpsc::Sender<Command> {
-        self.commands.clone()
+    /// Where the element queues audio and control for this session.
+    pub fn queue(&self) -> &Arc<AudioQueue> {
+        &self.queue
     }
 
     /// Whether the session task has ended (finished, failed or aborted).
@@ -238,6 +245,16 @@ impl SessionHandle {
 impl Drop for SessionHandle {
     fn drop(&mut self) {
         self.task.abort();
+        self.queue.close();
+    }
+}
+
+/// Closes the queue when the session task ends, however it ends (aborts included).
+struct CloseOnDrop(Arc<AudioQueue>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -259,7 +276,8 @@ type Socket =
 /// The session's life. `Ok(None)`: aborted by the element (nothing to report).
 async fn run<T, W: Fn(SessionEvent) -> T>(
     config: &SessionConfig,
-    commands: &mut mpsc::Receiver<Command>,
+    queue: &AudioQueue,
+    timeline: &Mutex<Timeline>,
     reporter: &Reporter<T, W>,
 ) -> Result<Option<SessionEvent>, SessionError> {
     let socket = connect(config).await?;
@@ -274,11 +292,15 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
 
     let mut last_sent = Instant::now();
     let mut pacer = config.pacing.map(Pacer::new);
-    let mut held: Option<Bytes> = None;
+    let mut promise = Promise::new(config.latency_ms.clone());
     let mut drain_deadline: Option<Instant> = None;
     loop {
+        let now = Instant::now();
         let keepalive_at = last_sent + config.keepalive_interval;
-        let send_held_at = held.as_ref().and(pacer.as_ref()).map(Pacer::next_due);
+        // Pacing: the next audio may go out then (and nothing after it may overtake it).
+        let take_at = pacer.as_ref().map_or(now, Pacer::next_due);
+        let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
+        let streaming = drain_deadline.is_none();
         tokio::select! {
             biased;
             message = stream.next() => match message {
@@ -287,6 +309,11 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
                         .map_err(|e| SessionError::Protocol(format!("{e} in {}", excerpt(&text))))?;
                     if let Some(error) = message.error() {
                         return Err(SessionError::Service(error));
+                    }
+                    {
+                        let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
+                        let now = std::time::Instant::now();
+                        promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
                     }
                     let finished = message.finished;
                     if !reporter.report(SessionEvent::Message(message)).await {
@@ -309,55 +336,71 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
                 }
                 Some(Err(e)) => return Err(transport(e)),
             },
-            _ = sleep_until(send_held_at.unwrap_or(keepalive_at)), if send_held_at.is_some() => {
-                let audio = held.take().expect("held audio");
-                send_audio(&mut sink, audio, pacer.as_mut()).await.map_err(transport)?;
-                last_sent = Instant::now();
+            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if streaming && finalize_at.is_some() => {
+                sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
+                promise.finalize_sent(std::time::Instant::now());
             }
-            command = commands.recv(), if held.is_none() && drain_deadline.is_none() => match command {
-                Some(Command::Audio(audio)) => {
-                    if pacer.as_ref().is_some_and(|p| p.next_due() > Instant::now()) {
-                        held = Some(audio);
-                    } else {
-                        send_audio(&mut sink, audio, pacer.as_mut()).await.map_err(transport)?;
-                        last_sent = Instant::now();
+            _ = sleep_until(take_at), if streaming && take_at > now => {} // pacing: look again
+            item = queue.pop(), if streaming && take_at <= now => match item {
+                Some(Queued::Audio(chunk)) => {
+                    send_audio(&mut sink, chunk, timeline, pacer.as_mut()).await.map_err(transport)?;
+                    last_sent = Instant::now();
+                }
+                Some(Queued::Finalize) => {
+                    sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
+                    promise.finalize_sent(std::time::Instant::now());
+                }
+                Some(Queued::Gap { pts, duration }) => {
+                    let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
+                    promise.hurry(after_ms);
+                    if !reporter.report(SessionEvent::InputGap { after_ms, pts, duration }).await {
+                        return Ok(None);
                     }
                 }
-                Some(Command::Finalize) => {
-                    sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
-                }
-                Some(Command::EndOfAudio) => {
+                Some(Queued::EndOfAudio) => {
                     sink.send(Message::text("")).await.map_err(transport)?;
                     drain_deadline = Some(Instant::now() + config.drain_timeout);
                 }
                 None => return Ok(None),
             },
-            _ = sleep_until(keepalive_at), if drain_deadline.is_none() && held.is_none() => {
+            _ = sleep_until(keepalive_at), if streaming => {
                 sink.send(Message::text(Control::Keepalive.to_json())).await.map_err(transport)?;
                 last_sent = Instant::now();
             }
-            _ = sleep_until(drain_deadline.unwrap_or(keepalive_at)), if drain_deadline.is_some() => {
+            _ = sleep_until(drain_deadline.unwrap_or(keepalive_at)), if !streaming => {
                 return Ok(Some(SessionEvent::DrainTimedOut));
             }
         }
     }
 }
 
+/// Enters `chunk` in the timestamp table and sends it.
 async fn send_audio<S>(
     sink: &mut S,
-    audio: Bytes,
+    chunk: Chunk,
+    timeline: &Mutex<Timeline>,
     pacer: Option<&mut Pacer>,
 ) -> Result<(), S::Error>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    if audio.is_empty() {
+    if chunk.data.is_empty() {
         return Ok(()); // an empty frame would end the session
     }
+    let len = chunk.data.len() as u64;
+    timeline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(Some(chunk.pts), chunk.discont, len);
     if let Some(pacer) = pacer {
-        pacer.sent(audio.len() as u64);
+        pacer.sent(len);
     }
-    sink.send(Message::Binary(audio)).await
+    sink.send(Message::Binary(chunk.data)).await?;
+    timeline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .mark_sent(std::time::Instant::now());
+    Ok(())
 }
 
 /// Limits non-live audio to `speed` × real time after the initial burst.

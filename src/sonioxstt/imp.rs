@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gst::prelude::*;
@@ -21,9 +22,9 @@ use super::format::{self, AudioFormat};
 use super::messages;
 use super::output::{self, Item, Output};
 use super::settings::{self, Changed, Settings};
-use crate::runtime::RUNTIME;
+use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
 use crate::soniox::session::{
-    sends_key_in_clear, Command, Pacing, SessionConfig, SessionError, SessionEvent, SessionHandle,
+    sends_key_in_clear, Pacing, SessionConfig, SessionError, SessionEvent, SessionHandle,
 };
 use crate::transcript::timeline::Timeline;
 
@@ -41,8 +42,12 @@ struct ActiveSession {
     id: u32,
     format: AudioFormat,
     handle: SessionHandle,
-    commands: mpsc::Sender<Command>,
-    timeline: Arc<Mutex<Timeline>>,
+}
+
+impl ActiveSession {
+    fn queue(&self) -> &Arc<AudioQueue> {
+        self.handle.queue()
+    }
 }
 
 /// What a running stream owns.
@@ -59,6 +64,8 @@ pub struct State {
     /// Sessions that got their end of audio and are draining.
     draining: Vec<ActiveSession>,
     sessions_started: u32,
+    /// The last input segment, to tell a real change from a repeat.
+    segment: Option<gst::FormattedSegment<gst::ClockTime>>,
     sent_caps: bool,
     sent_tag: bool,
 }
@@ -76,12 +83,28 @@ impl State {
     }
 }
 
+/// Whether two segments put the same timestamps at the same running times.
+fn same_timeline(
+    a: &gst::FormattedSegment<gst::ClockTime>,
+    b: &gst::FormattedSegment<gst::ClockTime>,
+) -> bool {
+    a.rate() == b.rate()
+        && a.applied_rate() == b.applied_rate()
+        && a.flags() == b.flags()
+        && a.start() == b.start()
+        && a.stop() == b.stop()
+        && a.time() == b.time()
+        && a.base() == b.base()
+}
+
 pub struct SonioxStt {
     pub srcpad: gst::Pad,
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
     state: Mutex<State>,
     max_observed_delay_ms: AtomicU32,
+    /// The `latency` property, shared with live sessions (their promise follows changes).
+    latency_ms: Arc<AtomicU32>,
 }
 
 impl SonioxStt {
@@ -100,7 +123,7 @@ impl SonioxStt {
     // ---- input: audio -------------------------------------------------------------------
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (commands, timeline) = self.session_for_audio()?;
+        let queue = self.session_for_audio()?;
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
@@ -114,13 +137,23 @@ impl SonioxStt {
         if audio.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        timeline
-            .lock()
-            .unwrap()
-            .record(pts, discont, audio.len() as u64);
-        commands
-            .blocking_send(Command::Audio(Bytes::from_owner(audio)))
+        // Live: never waits (the oldest audio goes beyond the limit); else waits for room.
+        let pushed = queue
+            .push_audio(pts, discont, Bytes::from_owner(audio))
             .map_err(|_| self.flow_after_session_loss())?;
+        if pushed.started_dropping {
+            let dropped = Duration::from_nanos(queue.duration_ns(pushed.dropped_bytes));
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                (
+                    "Soniox is not taking audio as fast as it comes: more than {} s was waiting, \
+                     so the oldest audio is being dropped",
+                    settings::LIVE_QUEUE.as_secs()
+                ),
+                ["first drop: {} ms", dropped.as_millis()]
+            );
+        }
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -134,23 +167,19 @@ impl SonioxStt {
         }
     }
 
-    fn session_for_audio(
-        &self,
-    ) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+    fn session_for_audio(&self) -> Result<Arc<AudioQueue>, gst::FlowError> {
         {
             let state = self.state();
             state.check_flow()?;
             if let Some(session) = &state.session {
-                return Ok((session.commands.clone(), session.timeline.clone()));
+                return Ok(session.queue().clone());
             }
         }
         self.start_session()
     }
 
     /// Opens a session for the first buffer of a stream (or after a caps change).
-    fn start_session(
-        &self,
-    ) -> Result<(mpsc::Sender<Command>, Arc<Mutex<Timeline>>), gst::FlowError> {
+    fn start_session(&self) -> Result<Arc<AudioQueue>, gst::FlowError> {
         let settings = self.settings();
         let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
         let Some(api_key) = settings.resolve_key() else {
@@ -177,8 +206,9 @@ impl SonioxStt {
             );
         }
         let live = self.upstream_is_live();
-        let pacing = (!live && settings.pace > 0.0).then(|| Pacing {
-            bytes_per_second: format.bytes_per_second(),
+        let bytes_per_second = format.bytes_per_second();
+        let pacing = (!live && settings.pace > 0.0).then_some(Pacing {
+            bytes_per_second,
             speed: settings.pace,
             burst: settings::PACE_BURST,
         });
@@ -190,7 +220,15 @@ impl SonioxStt {
             drain_timeout: settings.drain_timeout(),
             connect_timeout: settings::CONNECT_TIMEOUT,
             pacing,
+            latency_ms: live.then(|| self.latency_ms.clone()),
         };
+        let queue = Arc::new(if live {
+            let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
+            AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second)
+        } else {
+            let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
+            AudioQueue::new(Overflow::Block, limit, bytes_per_second)
+        });
 
         let mut state = self.state();
         state.check_flow()?;
@@ -206,10 +244,10 @@ impl SonioxStt {
             format.rate,
             config.url
         );
-        let timeline = Arc::new(Mutex::new(Timeline::new(format.bytes_per_second())));
+        let timeline = Arc::new(Mutex::new(Timeline::new(bytes_per_second)));
         let for_events = timeline.clone();
         let element = self.obj().downgrade();
-        let handle = SessionHandle::spawn(config, output, move |event| {
+        let handle = SessionHandle::spawn(config, queue.clone(), timeline, output, move |event| {
             if let (SessionEvent::Failed(error), Some(element)) = (&event, element.upgrade()) {
                 // At once, ahead of queued words: the chain must not fail first.
                 element.imp().session_failed(id, error);
@@ -217,18 +255,12 @@ impl SonioxStt {
             Item::Session {
                 id,
                 timeline: for_events.clone(),
+                live,
                 event,
             }
         });
-        let commands = handle.commands();
-        state.session = Some(ActiveSession {
-            id,
-            format,
-            handle,
-            commands: commands.clone(),
-            timeline: timeline.clone(),
-        });
-        Ok((commands, timeline))
+        state.session = Some(ActiveSession { id, format, handle });
+        Ok(queue)
     }
 
     fn upstream_is_live(&self) -> bool {
@@ -239,43 +271,59 @@ impl SonioxStt {
     /// Ends the audio of the current session; it drains on its own. Returns the sessions
     /// that have not ended yet.
     fn end_audio(&self) -> Vec<u32> {
-        let commands = {
-            let mut state = self.state();
-            state.forget_finished();
-            let commands = state.session.as_ref().map(|s| s.commands.clone());
-            if let Some(session) = state.session.take() {
-                state.draining.push(session);
-            }
-            commands
-        };
-        if let Some(commands) = commands {
-            let _ = commands.blocking_send(Command::EndOfAudio);
+        let mut state = self.state();
+        state.forget_finished();
+        if let Some(session) = state.session.take() {
+            let _ = session.queue().push_control(Queued::EndOfAudio);
+            state.draining.push(session);
         }
-        self.state().draining.iter().map(|s| s.id).collect()
+        state.draining.iter().map(|s| s.id).collect()
     }
 
-    /// Asks the current session to finalize what it has. `in_stream`: called from the
-    /// streaming thread, in order with the audio (may wait for room); else from any thread.
-    fn request_finalize(&self, in_stream: bool) {
-        let commands = self.state().session.as_ref().map(|s| s.commands.clone());
-        let Some(commands) = commands else {
-            gst::debug!(
+    /// Ends the current session's audio and holds everything after it until it has drained.
+    fn drain_session(&self) {
+        let after = self.end_audio();
+        if !after.is_empty() {
+            gst::debug!(CAT, imp = self, "draining sessions {after:?}");
+            self.send_item(Item::Drain { after });
+        }
+    }
+
+    /// Asks the current session to finalize what it has, in order with the audio queued so
+    /// far. Never blocks.
+    fn request_finalize(&self) {
+        let state = self.state();
+        match &state.session {
+            Some(session) => {
+                gst::debug!(CAT, imp = self, "finalize requested");
+                let _ = session.queue().push_control(Queued::Finalize);
+            }
+            None => gst::debug!(
                 CAT,
                 imp = self,
                 "finalize requested without a session: nothing to do"
-            );
-            return;
-        };
-        gst::debug!(CAT, imp = self, "finalize requested");
-        if in_stream {
-            let _ = commands.blocking_send(Command::Finalize);
-        } else if let Err(mpsc::error::TrySendError::Full(command)) =
-            commands.try_send(Command::Finalize)
-        {
-            RUNTIME.spawn(async move {
-                let _ = commands.send(command).await;
-            });
+            ),
         }
+    }
+
+    /// A GAP on the sink: no audio for that time. With a session, it goes in order with the
+    /// audio (the session finalizes what it has; the output forwards the gap after the
+    /// words before it); without one, straight on.
+    fn input_gap(&self, event: gst::Event) -> bool {
+        let gst::EventView::Gap(gap) = event.view() else {
+            return false;
+        };
+        let (pts, duration) = gap.get();
+        let queued = self.state().session.as_ref().is_some_and(|session| {
+            session
+                .queue()
+                .push_control(Queued::Gap {
+                    pts: pts.nseconds(),
+                    duration: duration.map(gst::ClockTime::nseconds),
+                })
+                .is_ok()
+        });
+        queued || self.send_item(Item::Event(event))
     }
 
     // ---- input: events -------------------------------------------------------------------
@@ -314,6 +362,21 @@ impl SonioxStt {
                     );
                     return false;
                 };
+                let changed = {
+                    let mut state = self.state();
+                    let changed = state.session.is_some()
+                        && state
+                            .segment
+                            .as_ref()
+                            .is_some_and(|old| !same_timeline(old, &segment));
+                    state.segment = Some(segment.clone());
+                    changed
+                };
+                if changed {
+                    // Words of the old segment go out in it, before the new segment.
+                    gst::debug!(CAT, imp = self, "new segment: draining the session");
+                    self.drain_session();
+                }
                 let mut out = segment.clone();
                 out.set_base(
                     segment.base().unwrap_or(gst::ClockTime::ZERO)
@@ -348,18 +411,18 @@ impl SonioxStt {
             }
             EventView::Eos(_) => {
                 let after = self.end_audio();
-                gst::debug!(CAT, imp = self, "EOS after sessions {after:?}");
                 self.send_item(Item::Eos {
                     seqnum: event.seqnum(),
                     after,
                 })
             }
             EventView::CustomDownstream(_) if messages::is_finalize_request(&event) => {
-                self.request_finalize(true);
+                self.request_finalize();
                 true
             }
-            // Audio tags and gaps say nothing about the text stream.
-            EventView::Tag(_) | EventView::Gap(_) => true,
+            EventView::Gap(_) => self.input_gap(event),
+            // Audio tags say nothing about the text stream.
+            EventView::Tag(_) => true,
             _ if event.is_serialized() => self.send_item(Item::Event(event)),
             _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
         }
@@ -381,8 +444,8 @@ impl SonioxStt {
             (changed, !std::mem::replace(&mut state.sent_caps, true))
         };
         if changed {
-            // The next buffer opens a session in the new format; this one drains.
-            self.end_audio();
+            // The next buffer opens a session in the new format; this one drains first.
+            self.drain_session();
         }
         !first || self.send_item(Item::Event(gst::event::Caps::new(&format::src_caps())))
     }
@@ -427,6 +490,7 @@ impl SonioxStt {
         state.flow = None;
         state.session = None;
         state.draining.clear();
+        state.segment = None;
     }
 
     pub fn set_output_flow(&self, flow: gst::FlowError) {
@@ -458,6 +522,33 @@ impl SonioxStt {
                 .build();
             let _ = self.obj().post_message(message);
         }
+    }
+
+    /// The `latency` property.
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(Ordering::Relaxed).into())
+    }
+
+    /// A live word went out `delay` after its audio: updates `max-observed-delay`.
+    pub fn note_delay(&self, delay: Duration) {
+        let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+        let previous = self.max_observed_delay_ms.fetch_max(ms, Ordering::Relaxed);
+        if ms > previous {
+            self.obj().notify("max-observed-delay");
+        }
+    }
+
+    pub fn warn_late(&self, delay: Duration, latency: Duration) {
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Failed,
+            (
+                "A word came {} ms after its audio, later than latency ({} ms): raise latency",
+                delay.as_millis(),
+                latency.as_millis()
+            ),
+            ["at most one such warning per minute"]
+        );
     }
 
     pub fn warn_drain_timeout(&self, id: u32) {
@@ -609,6 +700,7 @@ impl ObjectSubclass for SonioxStt {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::default()),
             max_observed_delay_ms: AtomicU32::new(0),
+            latency_ms: Arc::new(AtomicU32::new(settings::DEFAULT_LATENCY_MS)),
         }
     }
 }
@@ -634,7 +726,7 @@ impl ObjectImpl for SonioxStt {
                     let element = args[0]
                         .get::<super::SonioxStt>()
                         .expect("signal on sonioxstt");
-                    element.imp().request_finalize(false);
+                    element.imp().request_finalize();
                     None
                 })
                 .build()]
@@ -646,7 +738,10 @@ impl ObjectImpl for SonioxStt {
         let result = self.settings.lock().unwrap().set(pspec.name(), value);
         match result {
             Ok(Changed::Latency) => {
-                gst::debug!(CAT, imp = self, "latency changed");
+                let latency = self.settings.lock().unwrap().latency();
+                self.latency_ms
+                    .store(latency.mseconds() as u32, Ordering::Relaxed);
+                gst::debug!(CAT, imp = self, "latency changed to {latency}");
                 let _ = self
                     .obj()
                     .post_message(gst::message::Latency::builder().src(&*self.obj()).build());

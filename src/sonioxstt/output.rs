@@ -6,8 +6,9 @@
 //! words, words into timestamped buffers through the session's timeline, posts the bus
 //! messages, and pushes buffers, custom events and EOS, so none can overtake another.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -18,10 +19,12 @@ use super::messages::{self, SessionLife};
 use crate::soniox::protocol::ServerMessage;
 use crate::soniox::session::SessionEvent;
 use crate::transcript::timeline::Timeline;
-use crate::transcript::words::{Assembled, Boundary, WordAssembler};
+use crate::transcript::words::{Assembled, Boundary, Word, WordAssembler};
 
 /// How many items may wait for the src task.
 pub const CAPACITY: usize = 64;
+/// At most one "late word" warning per this period.
+const LATE_WARNING_PERIOD: Duration = Duration::from_secs(60);
 
 /// What the src task is asked to do, in stream order.
 #[derive(Debug)]
@@ -32,8 +35,13 @@ pub enum Item {
     Session {
         id: u32,
         timeline: Arc<Mutex<Timeline>>,
+        /// The session's input is live (its words have a latency to keep).
+        live: bool,
         event: SessionEvent,
     },
+    /// Everything after this waits until the sessions listed have ended (their audio was
+    /// ended: a caps or segment change), so the old session's words go out first.
+    Drain { after: Vec<u32> },
     /// End of stream, once the sessions listed have ended.
     Eos {
         seqnum: gst::Seqnum,
@@ -49,17 +57,35 @@ pub struct Output {
     items: mpsc::Receiver<Item>,
     sessions: BTreeMap<u32, SessionOutput>,
     ended: BTreeSet<u32>,
-    pending_eos: Option<(gst::Seqnum, Vec<u32>)>,
+    /// Sessions that must end before the deferred items go out.
+    barrier: Vec<u32>,
+    deferred: VecDeque<Item>,
     /// After an error or a downstream flow error, items are received and dropped, so that
     /// senders never block on a task that no longer pushes.
     failed: bool,
+    /// Where the text stream has got to (end of the last word or gap pushed), ns.
+    position: Option<u64>,
+    last_late_warning: Option<Instant>,
 }
 
 struct SessionOutput {
     assembler: WordAssembler,
     timeline: Arc<Mutex<Timeline>>,
+    live: bool,
     /// The next buffer is the session's first.
     discont: bool,
+    /// Soniox's `final_audio_proc_ms`: no final token will come before it.
+    final_ms: u64,
+    /// Session time up to which words or gaps went out.
+    covered_ms: u64,
+    /// GAP events from the input, waiting for the words before them.
+    input_gaps: VecDeque<InputGap>,
+}
+
+struct InputGap {
+    after_ms: u64,
+    pts: u64,
+    duration: Option<u64>,
 }
 
 impl Output {
@@ -69,8 +95,11 @@ impl Output {
             items,
             sessions: BTreeMap::new(),
             ended: BTreeSet::new(),
-            pending_eos: None,
+            barrier: Vec::new(),
+            deferred: VecDeque::new(),
             failed: false,
+            position: None,
+            last_late_warning: None,
         }
     }
 
@@ -93,7 +122,7 @@ impl Output {
         if self.failed {
             return;
         }
-        match self.handle(imp, item) {
+        match self.dispatch(imp, item) {
             Ok(()) => {}
             Err(gst::FlowError::Flushing) => {
                 let _ = imp.srcpad.pause_task();
@@ -106,9 +135,19 @@ impl Output {
         }
     }
 
-    fn handle(&mut self, imp: &SonioxStt, item: Item) -> Result<(), gst::FlowError> {
+    /// Handles an item now, or defers it behind a barrier.
+    fn dispatch(&mut self, imp: &SonioxStt, item: Item) -> Result<(), gst::FlowError> {
+        let passes = match &item {
+            Item::Session { id, .. } => self.barrier.is_empty() || self.barrier.contains(id),
+            _ => self.barrier.is_empty(),
+        };
+        if !passes {
+            self.deferred.push_back(item);
+            return Ok(());
+        }
         match item {
             Item::Event(event) => {
+                self.note_event(&event);
                 if !imp.srcpad.push_event(event) {
                     gst::debug!(CAT, imp = imp, "downstream refused an event");
                 }
@@ -117,14 +156,36 @@ impl Output {
             Item::Session {
                 id,
                 timeline,
+                live,
                 event,
-            } => self.session_event(imp, id, timeline, event),
-            Item::Eos { seqnum, after } => {
-                self.pending_eos = Some((seqnum, after));
-                self.push_eos_when_drained(imp);
+            } => self.session_event(imp, id, timeline, live, event),
+            Item::Drain { after } => {
+                self.barrier = after
+                    .into_iter()
+                    .filter(|id| !self.ended.contains(id))
+                    .collect();
                 Ok(())
             }
+            Item::Eos { seqnum, after } => {
+                gst::debug!(CAT, imp = imp, "EOS after sessions {after:?}");
+                self.dispatch(imp, Item::Drain { after })?;
+                let eos = gst::event::Eos::builder().seqnum(seqnum).build();
+                self.dispatch(imp, Item::Event(eos))
+            }
             Item::Stop => Ok(()),
+        }
+    }
+
+    /// Keeps the text position in step with events that move it.
+    fn note_event(&mut self, event: &gst::Event) {
+        match event.view() {
+            gst::EventView::Gap(gap) => {
+                let (pts, duration) = gap.get();
+                let end = pts.nseconds() + duration.map_or(0, gst::ClockTime::nseconds);
+                self.position = Some(self.position.map_or(end, |p| p.max(end)));
+            }
+            gst::EventView::Segment(_) | gst::EventView::FlushStop(_) => self.position = None,
+            _ => {}
         }
     }
 
@@ -133,6 +194,7 @@ impl Output {
         imp: &SonioxStt,
         id: u32,
         timeline: Arc<Mutex<Timeline>>,
+        live: bool,
         event: SessionEvent,
     ) -> Result<(), gst::FlowError> {
         if self.ended.contains(&id) {
@@ -141,7 +203,11 @@ impl Output {
         self.sessions.entry(id).or_insert_with(|| SessionOutput {
             assembler: WordAssembler::new(),
             timeline,
+            live,
             discont: true,
+            final_ms: 0,
+            covered_ms: 0,
+            input_gaps: VecDeque::new(),
         });
         match event {
             SessionEvent::Connected => {
@@ -150,29 +216,43 @@ impl Output {
                 Ok(())
             }
             SessionEvent::Message(message) => self.message(imp, id, &message),
+            SessionEvent::InputGap {
+                after_ms,
+                pts,
+                duration,
+            } => {
+                self.session(id).input_gaps.push_back(InputGap {
+                    after_ms,
+                    pts,
+                    duration,
+                });
+                self.advance(imp, id, false);
+                Ok(())
+            }
             SessionEvent::Finished => {
                 let out = self.session(id).assembler.finish();
                 self.emit(imp, id, out)?;
+                self.advance(imp, id, true);
                 gst::info!(CAT, imp = imp, "session {id} finished");
                 imp.post(messages::session(SessionLife::Finished, id, ""));
-                self.end_session(imp, id);
-                Ok(())
+                self.end_session(imp, id)
             }
             SessionEvent::DrainTimedOut => {
                 let out = self.session(id).assembler.finish_with_interim();
                 self.emit(imp, id, out)?;
+                self.advance(imp, id, true);
                 imp.warn_drain_timeout(id);
                 imp.post(messages::session(
                     SessionLife::Finished,
                     id,
                     "drain timeout",
                 ));
-                self.end_session(imp, id);
-                Ok(())
+                self.end_session(imp, id)
             }
             SessionEvent::Failed(_) => {
                 // Already posted when it happened (see `SonioxStt::session_failed`).
-                self.end_session_quietly(id);
+                self.sessions.remove(&id);
+                self.ended.insert(id);
                 Err(gst::FlowError::Error)
             }
         }
@@ -195,13 +275,78 @@ impl Output {
         self.emit(imp, id, fed.out)?;
         if let Some(final_ms) = message.final_audio_proc_ms {
             let session = self.session(id);
-            let keep_from = session
-                .assembler
-                .pending_start_ms()
-                .map_or(final_ms, |p| p.min(final_ms));
-            session.timeline.lock().unwrap().forget_before_ms(keep_from);
+            session.final_ms = session.final_ms.max(final_ms);
         }
+        self.advance(imp, id, false);
+        let session = self.session(id);
+        let keep_from = session
+            .assembler
+            .pending_start_ms()
+            .map_or(session.final_ms, |p| p.min(session.final_ms))
+            .min(session.covered_ms);
+        session.timeline.lock().unwrap().forget_before_ms(keep_from);
         Ok(())
+    }
+
+    /// Moves the text stream on with GAP events over the time no word can cover any more:
+    /// up to `final_audio_proc_ms` (not past a word still being assembled), and the input's
+    /// own gaps once the words before them are out. `ended`: the session has no more words.
+    fn advance(&mut self, imp: &SonioxStt, id: u32, ended: bool) {
+        let session = self.session(id);
+        let settled_ms = match session.assembler.pending_start_ms() {
+            _ if ended => u64::MAX,
+            Some(pending) => pending.min(session.final_ms),
+            None => session.final_ms,
+        };
+        loop {
+            let session = self.session(id);
+            let Some(gap) = session.input_gaps.front() else {
+                break;
+            };
+            if gap.after_ms > settled_ms {
+                break;
+            }
+            let gap = session.input_gaps.pop_front().expect("checked above");
+            self.gap_to(imp, id, gap.after_ms);
+            let end = gap.pts + gap.duration.unwrap_or(0);
+            let start = self.position.map_or(gap.pts, |p| p.max(gap.pts));
+            self.push_gap(imp, start, end.checked_sub(start).filter(|d| *d > 0));
+        }
+        if !ended {
+            self.gap_to(imp, id, settled_ms);
+        }
+    }
+
+    /// A GAP from where the session's text got to, up to session time `ms`.
+    fn gap_to(&mut self, imp: &SonioxStt, id: u32, ms: u64) {
+        let session = self.session(id);
+        if ms <= session.covered_ms {
+            return;
+        }
+        let (start, end) = {
+            let timeline = session.timeline.lock().unwrap();
+            (
+                timeline.pts_at_ms(session.covered_ms),
+                timeline.pts_at_ms(ms),
+            )
+        };
+        session.covered_ms = ms;
+        let (Some(start), Some(end)) = (start, end) else {
+            return;
+        };
+        let start = self.position.map_or(start, |p| p.max(start));
+        if end > start {
+            self.push_gap(imp, start, Some(end - start));
+        }
+    }
+
+    fn push_gap(&mut self, imp: &SonioxStt, start: u64, duration: Option<u64>) {
+        let event = gst::event::Gap::builder(gst::ClockTime::from_nseconds(start))
+            .duration(duration.map(gst::ClockTime::from_nseconds))
+            .build();
+        gst::log!(CAT, imp = imp, "pushing {event:?}");
+        self.note_event(&event);
+        imp.srcpad.push_event(event);
     }
 
     /// Pushes assembled words and events downstream, posts endpoint/finalized messages.
@@ -213,28 +358,7 @@ impl Output {
     ) -> Result<(), gst::FlowError> {
         for assembled in out {
             match assembled {
-                Assembled::Word(word) => {
-                    let session = self.session(id);
-                    let (pts, end) = {
-                        let timeline = session.timeline.lock().unwrap();
-                        let map = |ms: Option<u64>| ms.and_then(|ms| timeline.pts_at_ms(ms));
-                        (map(word.start_ms), map(word.end_ms))
-                    };
-                    let mut buffer = gst::Buffer::from_mut_slice(word.text.into_bytes());
-                    {
-                        let buffer = buffer.get_mut().expect("a new buffer is writable");
-                        buffer.set_pts(pts.map(gst::ClockTime::from_nseconds));
-                        buffer.set_duration(
-                            pts.zip(end)
-                                .map(|(p, e)| gst::ClockTime::from_nseconds(e.saturating_sub(p))),
-                        );
-                        if std::mem::take(&mut session.discont) {
-                            buffer.set_flags(gst::BufferFlags::DISCONT);
-                        }
-                    }
-                    gst::log!(CAT, imp = imp, "pushing {buffer:?}");
-                    imp.srcpad.push(buffer)?;
-                }
+                Assembled::Word(word) => self.push_word(imp, id, word)?,
                 Assembled::SpeakerChange(speaker) => {
                     imp.srcpad
                         .push_event(messages::speaker_change_event(&speaker));
@@ -259,30 +383,70 @@ impl Output {
         Ok(())
     }
 
+    fn push_word(&mut self, imp: &SonioxStt, id: u32, word: Word) -> Result<(), gst::FlowError> {
+        let session = self.session(id);
+        let (pts, end, sent) = {
+            let timeline = session.timeline.lock().unwrap();
+            let map = |ms: Option<u64>| ms.and_then(|ms| timeline.pts_at_ms(ms));
+            let sent = word.start_ms.and_then(|ms| timeline.sent_at_ms(ms));
+            (map(word.start_ms), map(word.end_ms), sent)
+        };
+        if let Some(end_ms) = word.end_ms {
+            session.covered_ms = session.covered_ms.max(end_ms);
+        }
+        let live = session.live;
+        let mut buffer = gst::Buffer::from_mut_slice(word.text.into_bytes());
+        {
+            let buffer = buffer.get_mut().expect("a new buffer is writable");
+            buffer.set_pts(pts.map(gst::ClockTime::from_nseconds));
+            buffer.set_duration(
+                pts.zip(end)
+                    .map(|(p, e)| gst::ClockTime::from_nseconds(e.saturating_sub(p))),
+            );
+            if std::mem::take(&mut session.discont) {
+                buffer.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        if let Some(end) = end.or(pts) {
+            self.position = Some(self.position.map_or(end, |p| p.max(end)));
+        }
+        gst::log!(CAT, imp = imp, "pushing {buffer:?}");
+        imp.srcpad.push(buffer)?;
+        if let (true, Some(sent)) = (live, sent) {
+            self.observe_delay(imp, sent.elapsed());
+        }
+        Ok(())
+    }
+
+    /// A live word went out `delay` after its audio did.
+    fn observe_delay(&mut self, imp: &SonioxStt, delay: Duration) {
+        let latency = imp.latency();
+        imp.note_delay(delay);
+        if delay > latency
+            && self
+                .last_late_warning
+                .is_none_or(|t| t.elapsed() >= LATE_WARNING_PERIOD)
+        {
+            self.last_late_warning = Some(Instant::now());
+            imp.warn_late(delay, latency);
+        }
+    }
+
     fn session(&mut self, id: u32) -> &mut SessionOutput {
         self.sessions.get_mut(&id).expect("session output exists")
     }
 
-    fn end_session(&mut self, imp: &SonioxStt, id: u32) {
-        self.end_session_quietly(id);
-        self.push_eos_when_drained(imp);
-    }
-
-    fn end_session_quietly(&mut self, id: u32) {
+    /// Forgets an ended session; releases what waited for it.
+    fn end_session(&mut self, imp: &SonioxStt, id: u32) -> Result<(), gst::FlowError> {
         self.sessions.remove(&id);
         self.ended.insert(id);
-    }
-
-    fn push_eos_when_drained(&mut self, imp: &SonioxStt) {
-        let drained = match &self.pending_eos {
-            Some((_, after)) => after.iter().all(|id| self.ended.contains(id)),
-            None => false,
-        };
-        if drained {
-            let (seqnum, _) = self.pending_eos.take().expect("checked above");
-            gst::debug!(CAT, imp = imp, "pushing EOS");
-            imp.srcpad
-                .push_event(gst::event::Eos::builder().seqnum(seqnum).build());
+        let was_waiting = !self.barrier.is_empty();
+        self.barrier.retain(|&b| b != id);
+        if was_waiting && self.barrier.is_empty() {
+            for item in std::mem::take(&mut self.deferred) {
+                self.dispatch(imp, item)?;
+            }
         }
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::soniox::protocol::{context_value, StartRequest};
 use crate::soniox::session::{region_url, ApiKey};
 
 pub const DEFAULT_MODEL: &str = "stt-rt-v5";
-const DEFAULT_LATENCY_MS: u32 = 3000;
+pub const DEFAULT_LATENCY_MS: u32 = 3000;
 const DEFAULT_KEEPALIVE_MS: u32 = 5000;
 const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_PACE: f64 = 1.0;
@@ -19,6 +19,10 @@ const MAX_CLIENT_REFERENCE_ID: usize = 256;
 /// How far ahead of real time non-live audio may go at the start of a session.
 pub const PACE_BURST: Duration = Duration::from_secs(3);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Live audio held while the socket cannot take it; beyond this the oldest is dropped.
+pub const LIVE_QUEUE: Duration = Duration::from_secs(10);
+/// Non-live audio queued ahead of the socket before the streaming thread waits.
+pub const NON_LIVE_QUEUE: Duration = Duration::from_millis(500);
 pub const API_KEY_ENV: &str = "SONIOX_API_KEY";
 
 /// The properties' values. `Debug` is safe: the key prints redacted.

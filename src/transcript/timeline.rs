@@ -10,6 +10,7 @@
 //! nanoseconds.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 const NS_PER_MS: u64 = 1_000_000;
 const NS_PER_S: u128 = 1_000_000_000;
@@ -31,6 +32,8 @@ pub struct Timeline {
     anchors: VecDeque<Anchor>,
     /// Bytes of audio recorded so far.
     offset: u64,
+    /// When audio went out: (end offset of a chunk, the moment it was sent), in order.
+    sent: VecDeque<(u64, Instant)>,
 }
 
 impl Timeline {
@@ -43,6 +46,7 @@ impl Timeline {
             tolerance_ns: NS_PER_MS,
             anchors: VecDeque::new(),
             offset: 0,
+            sent: VecDeque::new(),
         }
     }
 
@@ -72,6 +76,26 @@ impl Timeline {
         self.offset += len;
     }
 
+    /// Records that the audio recorded so far went out at `at` (for the latency promise).
+    pub fn mark_sent(&mut self, at: Instant) {
+        if self.sent.back().is_some_and(|&(end, _)| end == self.offset) {
+            return;
+        }
+        self.sent.push_back((self.offset, at));
+    }
+
+    /// When the audio at `ms` on the session's timeline went out, if it did.
+    pub fn sent_at_ms(&self, ms: u64) -> Option<Instant> {
+        let offset = self.ms_to_offset(ms);
+        let index = self.sent.partition_point(|&(end, _)| end <= offset);
+        self.sent.get(index).map(|&(_, at)| at)
+    }
+
+    /// Audio recorded so far, in ms of the session's timeline.
+    pub fn recorded_ms(&self) -> u64 {
+        self.offset_to_ns(self.offset) / NS_PER_MS
+    }
+
     /// The input timestamp (ns) of the audio at `ms` on the session's timeline, or `None`
     /// before any audio was recorded.
     pub fn pts_at_ms(&self, ms: u64) -> Option<u64> {
@@ -95,11 +119,19 @@ impl Timeline {
         while self.anchors.len() > 1 && self.offset_to_ns(self.anchors[1].offset) <= session_ns {
             self.anchors.pop_front();
         }
+        let offset = self.ms_to_offset(ms);
+        while self.sent.front().is_some_and(|&(end, _)| end <= offset) {
+            self.sent.pop_front();
+        }
     }
 
     /// Number of anchors held (for tests and bounds checks).
     pub fn anchor_count(&self) -> usize {
         self.anchors.len()
+    }
+
+    fn ms_to_offset(&self, ms: u64) -> u64 {
+        (ms as u128 * self.bytes_per_second as u128 / 1000) as u64
     }
 
     fn offset_to_ns(&self, offset: u64) -> u64 {
@@ -190,6 +222,26 @@ mod tests {
         let mut t = Timeline::new(44_100 * 4); // F32LE 44.1 kHz
         t.record(Some(S / 3), false, 44_100 * 4 * 3);
         assert_eq!(t.pts_at_ms(1234), Some(S / 3 + 1234 * MS));
+    }
+
+    #[test]
+    fn send_moments_are_found_by_token_time_and_forgotten_with_anchors() {
+        let mut t = Timeline::new(BPS);
+        let start = Instant::now();
+        let at = |ms| start + std::time::Duration::from_millis(ms);
+        for i in 0..4 {
+            t.record(Some(i * 100 * MS), false, 3200);
+            t.mark_sent(at(i * 100));
+        }
+        assert_eq!(t.sent_at_ms(0), Some(at(0)));
+        assert_eq!(t.sent_at_ms(99), Some(at(0)));
+        assert_eq!(t.sent_at_ms(100), Some(at(100)));
+        assert_eq!(t.sent_at_ms(399), Some(at(300)));
+        assert_eq!(t.sent_at_ms(400), None, "not sent yet");
+        assert_eq!(t.recorded_ms(), 400);
+        t.forget_before_ms(250);
+        assert_eq!(t.sent_at_ms(250), Some(at(200)));
+        assert_eq!(t.sent_at_ms(300), Some(at(300)));
     }
 
     #[test]

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The queue between a streaming thread and a session: audio and control, in stream order.
+//!
+//! The producer is a GStreamer streaming thread (plain blocking code), the consumer is the
+//! session task on the runtime. What happens when audio arrives faster than the socket takes
+//! it depends on the input:
+//! - [`Overflow::Block`] (non-live): the producer waits for room; nothing is lost.
+//! - [`Overflow::DropOldest`] (live): the producer never waits; beyond the limit the oldest
+//!   audio is dropped and the audio after the hole is marked discontinuous, so the timestamp
+//!   table re-anchors and later timestamps stay exact.
+//!
+//! Control items (finalize, gaps, end of audio) are never dropped and do not count against
+//! the limit. Closing the queue (the session ended or was aborted) wakes a waiting producer.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Audio bytes with the input timestamp of their first byte (ns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub pts: u64,
+    /// The input timestamps do not simply continue from the previous chunk.
+    pub discont: bool,
+    pub data: Bytes,
+}
+
+/// What a session is asked to do, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Queued {
+    Audio(Chunk),
+    Finalize,
+    /// The input has no audio for this time (a GAP event): nothing is sent for it.
+    Gap {
+        pts: u64,
+        duration: Option<u64>,
+    },
+    EndOfAudio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    Block,
+    DropOldest,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pushed {
+    /// Bytes of the oldest audio dropped to make room.
+    pub dropped_bytes: u64,
+    /// This push started dropping after a period without drops (warn once per episode).
+    pub started_dropping: bool,
+}
+
+/// The queue was closed: the session no longer takes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+#[derive(Debug)]
+pub struct AudioQueue {
+    inner: Mutex<Inner>,
+    room: Condvar,
+    ready: Notify,
+    overflow: Overflow,
+    limit_bytes: u64,
+    bytes_per_second: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    items: VecDeque<Queued>,
+    audio_bytes: u64,
+    closed: bool,
+    /// Where the last pushed audio ends (ns), to stamp audio that has no PTS.
+    next_pts: Option<u64>,
+    /// Dropping since the queue last fell below half its limit.
+    dropping: bool,
+    /// The next audio handed out follows a hole.
+    hole: bool,
+    dropped_total: u64,
+}
+
+impl AudioQueue {
+    /// `limit_bytes`: audio held before the producer waits or the oldest audio is dropped
+    /// (at least one chunk is always accepted).
+    pub fn new(overflow: Overflow, limit_bytes: u64, bytes_per_second: u64) -> AudioQueue {
+        assert!(bytes_per_second > 0, "audio has a rate");
+        AudioQueue {
+            inner: Mutex::new(Inner::default()),
+            room: Condvar::new(),
+            ready: Notify::new(),
+            overflow,
+            limit_bytes: limit_bytes.max(1),
+            bytes_per_second,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues audio whose first byte has input timestamp `pts` (`None`: it follows the
+    /// previous audio). Blocks only in [`Overflow::Block`] mode, until there is room or the
+    /// queue is closed.
+    pub fn push_audio(
+        &self,
+        pts: Option<u64>,
+        discont: bool,
+        data: Bytes,
+    ) -> Result<Pushed, Closed> {
+        let len = data.len() as u64;
+        let mut inner = self.lock();
+        if self.overflow == Overflow::Block {
+            while !inner.closed
+                && inner.audio_bytes > 0
+                && inner.audio_bytes + len > self.limit_bytes
+            {
+                inner = self.room.wait(inner).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if inner.closed {
+            return Err(Closed);
+        }
+        let pts = pts.or(inner.next_pts).unwrap_or(0);
+        inner.next_pts = Some(pts + self.duration_ns(len));
+        let mut pushed = Pushed::default();
+        if self.overflow == Overflow::DropOldest {
+            while inner.audio_bytes > 0 && inner.audio_bytes + len > self.limit_bytes {
+                pushed.dropped_bytes += inner.drop_oldest_audio();
+            }
+            if pushed.dropped_bytes > 0 {
+                pushed.started_dropping = !std::mem::replace(&mut inner.dropping, true);
+                inner.dropped_total += pushed.dropped_bytes;
+            }
+        }
+        inner.audio_bytes += len;
+        inner
+            .items
+            .push_back(Queued::Audio(Chunk { pts, discont, data }));
+        drop(inner);
+        self.ready.notify_one();
+        Ok(pushed)
+    }
+
+    /// Queues a control item (never blocks, never dropped).
+    pub fn push_control(&self, item: Queued) -> Result<(), Closed> {
+        debug_assert!(
+            !matches!(item, Queued::Audio(_)),
+            "audio goes through push_audio"
+        );
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(Closed);
+        }
+        inner.items.push_back(item);
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next item, waiting for one; `None` once closed. Cancel-safe.
+    pub async fn pop(&self) -> Option<Queued> {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(item) = self.try_pop() {
+                return Some(item);
+            }
+            if self.lock().closed {
+                return None;
+            }
+            notified.await;
+        }
+    }
+
+    /// The next item if there is one.
+    pub fn try_pop(&self) -> Option<Queued> {
+        let mut inner = self.lock();
+        let mut item = inner.items.pop_front()?;
+        if let Queued::Audio(chunk) = &mut item {
+            inner.audio_bytes -= chunk.data.len() as u64;
+            if std::mem::take(&mut inner.hole) {
+                chunk.discont = true;
+            }
+            if inner.audio_bytes <= self.limit_bytes / 2 {
+                inner.dropping = false;
+            }
+            drop(inner);
+            self.room.notify_all();
+        }
+        Some(item)
+    }
+
+    /// Refuses everything from now on and wakes a waiting producer. What is queued stays
+    /// readable through `try_pop` (for the session that closes it).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.room.notify_all();
+        self.ready.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Audio waiting, in bytes.
+    pub fn queued_bytes(&self) -> u64 {
+        self.lock().audio_bytes
+    }
+
+    /// Audio dropped so far, in bytes.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.lock().dropped_total
+    }
+
+    pub fn duration_ns(&self, bytes: u64) -> u64 {
+        (bytes as u128 * 1_000_000_000 / self.bytes_per_second as u128) as u64
+    }
+}
+
+impl Inner {
+    /// Drops the oldest audio chunk (control items stay); returns its length.
+    fn drop_oldest_audio(&mut self) -> u64 {
+        let Some(index) = self
+            .items
+            .iter()
+            .position(|item| matches!(item, Queued::Audio(_)))
+        else {
+            return 0;
+        };
+        let Some(Queued::Audio(chunk)) = self.items.remove(index) else {
+            unreachable!("position found audio");
+        };
+        let len = chunk.data.len() as u64;
+        self.audio_bytes -= len;
+        self.hole = true;
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const BPS: u64 = 32_000; // 16 kHz S16
+
+    fn audio(ms: u64) -> Bytes {
+        Bytes::from(vec![0u8; (BPS * ms / 1000) as usize])
+    }
+
+    fn pop_audio(queue: &AudioQueue) -> Chunk {
+        match queue.try_pop() {
+            Some(Queued::Audio(chunk)) => chunk,
+            other => panic!("expected audio, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn live_overflow_drops_the_oldest_audio_and_marks_the_hole() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS); // 1 s
+        for i in 0..10 {
+            let pushed = queue
+                .push_audio(Some(i * 100_000_000), false, audio(100))
+                .unwrap();
+            assert_eq!(pushed, Pushed::default());
+        }
+        queue.push_control(Queued::Finalize).unwrap();
+        let pushed = queue
+            .push_audio(Some(1_000_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(pushed.dropped_bytes, 3200);
+        assert!(pushed.started_dropping);
+        let pushed = queue
+            .push_audio(Some(1_100_000_000), false, audio(100))
+            .unwrap();
+        assert!(!pushed.started_dropping, "one warning per episode");
+        assert_eq!(queue.queued_bytes(), BPS);
+        assert_eq!(queue.dropped_bytes(), 6400);
+        let first = pop_audio(&queue);
+        assert_eq!(first.pts, 200_000_000, "0 and 100 ms were dropped");
+        assert!(first.discont, "the audio after the hole re-anchors");
+        assert!(!pop_audio(&queue).discont);
+    }
+
+    #[test]
+    fn control_items_are_kept_in_order_and_never_dropped() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS / 10, BPS);
+        queue.push_audio(Some(0), false, audio(100)).unwrap();
+        queue.push_control(Queued::Finalize).unwrap();
+        queue
+            .push_audio(Some(100_000_000), false, audio(100))
+            .unwrap();
+        queue.push_control(Queued::EndOfAudio).unwrap();
+        assert_eq!(queue.try_pop(), Some(Queued::Finalize));
+        assert_eq!(pop_audio(&queue).pts, 100_000_000);
+        assert_eq!(queue.try_pop(), Some(Queued::EndOfAudio));
+        assert_eq!(queue.try_pop(), None);
+    }
+
+    #[test]
+    fn audio_without_pts_follows_the_previous_audio() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS);
+        queue
+            .push_audio(Some(5_000_000_000), false, audio(100))
+            .unwrap();
+        queue.push_audio(None, false, audio(100)).unwrap();
+        assert_eq!(pop_audio(&queue).pts, 5_000_000_000);
+        assert_eq!(pop_audio(&queue).pts, 5_100_000_000);
+    }
+
+    #[test]
+    fn non_live_producers_wait_for_room_and_closing_wakes_them() {
+        let queue = Arc::new(AudioQueue::new(Overflow::Block, BPS / 5, BPS));
+        queue.push_audio(Some(0), false, audio(100)).unwrap();
+        queue
+            .push_audio(Some(100_000_000), false, audio(100))
+            .unwrap();
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.push_audio(Some(200_000_000), false, audio(100)))
+        };
+        // The producer waits until a chunk is taken...
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!producer.is_finished());
+        pop_audio(&queue);
+        assert!(producer.join().unwrap().is_ok());
+        assert_eq!(queue.dropped_bytes(), 0);
+        // ...or the queue is closed.
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.push_audio(None, false, audio(100)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        queue.close();
+        assert_eq!(producer.join().unwrap(), Err(Closed));
+    }
+
+    #[test]
+    fn pop_waits_for_an_item_and_ends_when_closed() {
+        let queue = Arc::new(AudioQueue::new(Overflow::Block, BPS, BPS));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q = queue.clone();
+        std::thread::spawn(move || {
+            q.push_control(Queued::Finalize).unwrap();
+            q.close();
+        });
+        runtime.block_on(async {
+            assert_eq!(queue.pop().await, Some(Queued::Finalize));
+            assert_eq!(queue.pop().await, None);
+        });
+    }
+}
