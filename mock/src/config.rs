@@ -13,7 +13,8 @@ pub struct MockConfig {
     /// What every session "recognizes" (replayed from 0 ms on each session's timeline).
     pub script: Script,
     /// A word turns final once `received_ms >= end_ms + lag`; `None`: only endpoints,
-    /// finalize and end of audio make finals. Default `Some(1000)`.
+    /// finalize and end of audio make finals. Default `Some(500)`: the protocol document's
+    /// example has `final_audio_proc_ms` trailing `total_audio_proc_ms` by 480–540 ms.
     pub auto_final_lag_ms: Option<u64>,
     /// Honour `enable_endpoint_detection`. Default `true`.
     pub endpoints: bool,
@@ -39,7 +40,7 @@ impl MockConfig {
         MockConfig {
             api_key: api_key.to_string(),
             script,
-            auto_final_lag_ms: Some(1000),
+            auto_final_lag_ms: Some(500),
             endpoints: true,
             endpoint_silence_ms: 500,
             response_interval_ms: 120,

@@ -5,9 +5,11 @@
 //! session task on the runtime. What happens when audio arrives faster than the socket takes
 //! it depends on the input:
 //! - [`Overflow::Block`] (non-live): the producer waits for room; nothing is lost.
-//! - [`Overflow::DropOldest`] (live): the producer never waits; beyond the limit the oldest
-//!   audio is dropped and the audio after the hole is marked discontinuous, so the timestamp
-//!   table re-anchors and later timestamps stay exact.
+//! - [`Overflow::DropOldest`] (live): the producer never waits; when the audio the service
+//!   has not taken yet — queued here, plus sent but not yet processed (in socket buffers or
+//!   waiting at the server, as the session reports) — would exceed the limit, the oldest
+//!   queued audio is dropped and the audio after the hole is marked discontinuous, so the
+//!   timestamp table re-anchors and later timestamps stay exact.
 //!
 //! Control items (finalize, gaps, end of audio) are never dropped and do not count against
 //! the limit. Closing the queue (the session ended or was aborted) wakes a waiting producer.
@@ -73,6 +75,8 @@ pub struct AudioQueue {
 struct Inner {
     items: VecDeque<Queued>,
     audio_bytes: u64,
+    /// Sent, but not yet processed by the service (as far as the session knows).
+    unprocessed_bytes: u64,
     closed: bool,
     /// Where the last pushed audio ends (ns), to stamp audio that has no PTS.
     next_pts: Option<u64>,
@@ -128,7 +132,9 @@ impl AudioQueue {
         inner.next_pts = Some(pts + self.duration_ns(len));
         let mut pushed = Pushed::default();
         if self.overflow == Overflow::DropOldest {
-            while inner.audio_bytes > 0 && inner.audio_bytes + len > self.limit_bytes {
+            while inner.audio_bytes > 0
+                && inner.audio_bytes + inner.unprocessed_bytes + len > self.limit_bytes
+            {
                 pushed.dropped_bytes += inner.drop_oldest_audio();
             }
             if pushed.dropped_bytes > 0 {
@@ -191,6 +197,17 @@ impl AudioQueue {
             self.room.notify_all();
         }
         Some(item)
+    }
+
+    /// The session's count of audio sent but not yet processed by the service: it counts
+    /// against the live limit as much as queued audio does.
+    pub fn set_unprocessed(&self, bytes: u64) {
+        self.lock().unprocessed_bytes = bytes;
+    }
+
+    /// Bytes of audio in `ms`.
+    pub fn bytes_for_ms(&self, ms: u64) -> u64 {
+        (ms as u128 * self.bytes_per_second as u128 / 1000) as u64
     }
 
     /// Refuses everything from now on and wakes a waiting producer. What is queued stays
@@ -284,6 +301,29 @@ mod tests {
         assert_eq!(first.pts, 200_000_000, "0 and 100 ms were dropped");
         assert!(first.discont, "the audio after the hole re-anchors");
         assert!(!pop_audio(&queue).discont);
+    }
+
+    #[test]
+    fn audio_the_service_has_not_processed_counts_against_the_live_limit() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS); // 1 s
+        queue.set_unprocessed(BPS * 8 / 10); // 800 ms in socket buffers
+        queue.push_audio(Some(0), false, audio(100)).unwrap();
+        let pushed = queue
+            .push_audio(Some(100_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(pushed.dropped_bytes, 0);
+        let pushed = queue
+            .push_audio(Some(200_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(
+            pushed.dropped_bytes, 3200,
+            "0.8 + 0.3 s > 1 s: the oldest goes"
+        );
+        queue.set_unprocessed(0);
+        let pushed = queue
+            .push_audio(Some(300_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(pushed.dropped_bytes, 0);
     }
 
     #[test]

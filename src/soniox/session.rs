@@ -23,7 +23,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{connect_async_tls_with_config, Connector};
+use tokio_tungstenite::{client_async_tls_with_config, Connector};
 
 use super::audio_queue::{AudioQueue, Chunk, Queued};
 use super::promise::Promise;
@@ -77,6 +77,8 @@ pub struct SessionConfig {
     pub pacing: Option<Pacing>,
     /// Live input: keep the latency promise for this many ms (may change while running).
     pub latency_ms: Option<Arc<AtomicU32>>,
+    /// `SO_SNDBUF` for the connection (live input: keep the kernel from hoarding audio).
+    pub send_buffer: Option<u32>,
 }
 
 /// What a session reports, in order. After `Finished`, `DrainTimedOut` or `Failed` nothing
@@ -294,11 +296,18 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
     let mut pacer = config.pacing.map(Pacer::new);
     let mut promise = Promise::new(config.latency_ms.clone());
     let mut drain_deadline: Option<Instant> = None;
+    // Audio sent, and audio the service said it processed: what is in between counts
+    // against the live queue's limit.
+    let mut sent_bytes = 0u64;
+    let mut processed_bytes = 0u64;
     loop {
         let now = Instant::now();
         let keepalive_at = last_sent + config.keepalive_interval;
         // Pacing: the next audio may go out then (and nothing after it may overtake it).
-        let take_at = pacer.as_ref().map_or(now, Pacer::next_due);
+        let take_at = pacer
+            .as_ref()
+            .and_then(Pacer::next_due)
+            .filter(|&at| at > now);
         let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
         let streaming = drain_deadline.is_none();
         tokio::select! {
@@ -314,6 +323,10 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
                         let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
                         let now = std::time::Instant::now();
                         promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
+                    }
+                    if let Some(total_ms) = message.total_audio_proc_ms {
+                        processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
+                        queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                     }
                     let finished = message.finished;
                     if !reporter.report(SessionEvent::Message(message)).await {
@@ -340,9 +353,11 @@ async fn run<T, W: Fn(SessionEvent) -> T>(
                 sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
                 promise.finalize_sent(std::time::Instant::now());
             }
-            _ = sleep_until(take_at), if streaming && take_at > now => {} // pacing: look again
-            item = queue.pop(), if streaming && take_at <= now => match item {
+            _ = sleep_until(take_at.unwrap_or(now)), if streaming && take_at.is_some() => {} // paced
+            item = queue.pop(), if streaming && take_at.is_none() => match item {
                 Some(Queued::Audio(chunk)) => {
+                    sent_bytes += chunk.data.len() as u64;
+                    queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                     send_audio(&mut sink, chunk, timeline, pacer.as_mut()).await.map_err(transport)?;
                     last_sent = Instant::now();
                 }
@@ -419,14 +434,12 @@ impl Pacer {
         }
     }
 
-    /// When the next audio may go out.
-    fn next_due(&self) -> Instant {
-        let Some(start) = self.start else {
-            return Instant::now();
-        };
+    /// When the next audio may go out (`None`: at once, nothing was sent yet).
+    fn next_due(&self) -> Option<Instant> {
+        let start = self.start?;
         let audio = self.bytes as f64 / self.pacing.bytes_per_second as f64;
         let ahead = (audio - self.pacing.burst.as_secs_f64()).max(0.0);
-        start + Duration::from_secs_f64(ahead / self.pacing.speed)
+        Some(start + Duration::from_secs_f64(ahead / self.pacing.speed))
     }
 
     fn sent(&mut self, len: u64) {
@@ -448,8 +461,20 @@ async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
         .headers_mut()
         .insert(AUTHORIZATION, config.api_key.bearer()?);
     let host = request.uri().host().unwrap_or_default().to_string();
-    let connecting =
-        connect_async_tls_with_config(request, None, true, Some(Connector::Rustls(TLS.clone())));
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if request.uri().scheme_str() == Some("ws") {
+            80
+        } else {
+            443
+        });
+    let connecting = async {
+        let tcp = open_tcp(&host, port, config.send_buffer)
+            .await
+            .map_err(tungstenite::Error::Io)?;
+        client_async_tls_with_config(request, tcp, None, Some(Connector::Rustls(TLS.clone()))).await
+    };
     match timeout(config.connect_timeout, connecting).await {
         Err(_) => Err(SessionError::Connect {
             url: url.clone(),
@@ -461,6 +486,37 @@ async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
         Ok(Err(error)) => Err(connect_error(url, &host, error)),
         Ok(Ok((socket, _response))) => Ok(socket),
     }
+}
+
+/// A TCP connection to `host` (first address that answers), with Nagle off and, for live
+/// audio, a bounded send buffer: what the kernel holds is audio that is already late.
+async fn open_tcp(
+    host: &str,
+    port: u16,
+    send_buffer: Option<u32>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut last_error = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(size) = send_buffer {
+            socket.set_send_buffer_size(size)?;
+        }
+        match socket.connect(address).await {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+    }))
 }
 
 fn connect_error(url: &str, host: &str, error: tungstenite::Error) -> SessionError {
@@ -604,14 +660,14 @@ mod tests {
             burst: Duration::from_secs(3),
         });
         let now = Instant::now();
-        assert!(pacer.next_due() <= Instant::now());
+        assert_eq!(pacer.next_due(), None);
         pacer.sent(3 * 32_000);
         assert!(
-            pacer.next_due() <= now + Duration::from_millis(50),
+            pacer.next_due().unwrap() <= now + Duration::from_millis(50),
             "the burst goes at once"
         );
         pacer.sent(4 * 32_000);
-        let due = pacer.next_due() - pacer.start.unwrap();
+        let due = pacer.next_due().unwrap() - pacer.start.unwrap();
         assert_eq!(
             due,
             Duration::from_secs(2),

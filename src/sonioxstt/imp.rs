@@ -221,6 +221,8 @@ impl SonioxStt {
             connect_timeout: settings::CONNECT_TIMEOUT,
             pacing,
             latency_ms: live.then(|| self.latency_ms.clone()),
+            // Live: about half a second of audio (the kernel doubles it).
+            send_buffer: live.then(|| (bytes_per_second / 2).clamp(8 << 10, 256 << 10) as u32),
         };
         let queue = Arc::new(if live {
             let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;

@@ -80,7 +80,10 @@ pub enum Seen {
     SpeakerChange(String),
     /// A tag event's language code.
     Language(String),
-    Gap,
+    Gap {
+        pts: u64,
+        duration: Option<u64>,
+    },
     Segment(gst::FormattedSegment<gst::ClockTime>),
     Eos(gst::Seqnum),
 }
@@ -89,6 +92,8 @@ pub enum Seen {
 #[derive(Clone, Default)]
 pub struct Recorder {
     seen: Arc<(Mutex<Vec<Seen>>, Condvar)>,
+    /// When each item of `seen` crossed the pad.
+    times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Recorder {
@@ -96,6 +101,7 @@ impl Recorder {
     pub fn attach(element: &gst::Element) -> Recorder {
         let recorder = Recorder::default();
         let seen = recorder.seen.clone();
+        let times = recorder.times.clone();
         let pad = element.static_pad("src").unwrap();
         pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
@@ -121,7 +127,13 @@ impl Recorder {
                             .tag()
                             .get::<gst::tags::LanguageCode>()
                             .map(|l| Seen::Language(l.get().to_string())),
-                        gst::EventView::Gap(_) => Some(Seen::Gap),
+                        gst::EventView::Gap(gap) => {
+                            let (pts, duration) = gap.get();
+                            Some(Seen::Gap {
+                                pts: pts.nseconds(),
+                                duration: duration.map(|d| d.nseconds()),
+                            })
+                        }
                         gst::EventView::Segment(s) => {
                             Some(Seen::Segment(s.segment().clone().downcast().unwrap()))
                         }
@@ -131,7 +143,10 @@ impl Recorder {
                     _ => None,
                 };
                 if let Some(item) = item {
-                    seen.0.lock().unwrap().push(item);
+                    let mut list = seen.0.lock().unwrap();
+                    list.push(item);
+                    times.lock().unwrap().push(Instant::now());
+                    drop(list);
                     seen.1.notify_all();
                 }
                 gst::PadProbeReturn::Ok
@@ -142,6 +157,13 @@ impl Recorder {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.0.lock().unwrap().clone()
+    }
+
+    /// What was seen, each with the moment it crossed the pad.
+    pub fn seen_at(&self) -> Vec<(Seen, Instant)> {
+        let seen = self.seen.0.lock().unwrap();
+        let times = self.times.lock().unwrap();
+        seen.iter().cloned().zip(times.iter().copied()).collect()
     }
 
     /// Waits until `pred` holds for what was seen; false on timeout.
@@ -335,6 +357,37 @@ pub fn silence(rate: u64, pts_ms: Option<u64>, ms: u64, discont: bool) -> gst::B
         }
     }
     buffer
+}
+
+/// Pushes `audio` (S16LE at `rate`) into a live harness at real-time speed in chunks of
+/// `chunk_ms`, stamped from 0. Returns the moment each chunk was pushed and the longest a
+/// single push (chain call) took.
+pub fn push_live(
+    h: &mut gst_check::Harness,
+    audio: &[u8],
+    rate: u64,
+    chunk_ms: u64,
+) -> (Vec<Instant>, Duration) {
+    let chunk_bytes = (rate * 2 * chunk_ms / 1000) as usize;
+    let start = Instant::now();
+    let mut pushed_at = Vec::new();
+    let mut longest = Duration::ZERO;
+    for (i, chunk) in audio.chunks(chunk_bytes).enumerate() {
+        let due = start + Duration::from_millis(i as u64 * chunk_ms);
+        // Pacing a live source: real time is the scenario, not synchronisation.
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let mut buffer = gst::Buffer::from_slice(chunk.to_vec());
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(i as u64 * chunk_ms));
+            b.set_duration(gst::ClockTime::from_mseconds(chunk_ms));
+        }
+        let before = Instant::now();
+        h.push(buffer).unwrap();
+        longest = longest.max(before.elapsed());
+        pushed_at.push(before);
+    }
+    (pushed_at, longest)
 }
 
 /// A harness around `element`, with the element's messages going to the returned bus.

@@ -38,8 +38,11 @@ pub(crate) fn script() -> Script {
     Script::parse(SCRIPT).unwrap()
 }
 
+/// The protocol tests were written against a 1 s automatic-final lag.
 pub(crate) fn config() -> MockConfig {
-    MockConfig::new(KEY, script())
+    let mut config = MockConfig::new(KEY, script());
+    config.auto_final_lag_ms = Some(1000);
+    config
 }
 
 /// The canonical start request merged with `extra` (a `null` in `extra` removes the key).

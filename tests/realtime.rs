@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Real-time behaviour: the latency promise, GAP events over silence, pacing of files, and
+//! a server that stops reading. These runs take real time (10–20 s each); they run in
+//! parallel with each other.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+const RATE: u64 = 16_000;
+const BYTES_PER_MS: u64 = RATE * 2 / 1000;
+const CHUNK_MS: u64 = 20;
+
+/// A live `sonioxstt` in a harness (upstream answers the latency query as live).
+fn live_harness(stt: &gst::Element) -> (gst_check::Harness, gst::Bus) {
+    let (mut h, bus) = harness(stt, &s16_caps(RATE as i32));
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(CHUNK_MS));
+    (h, bus)
+}
+
+fn warnings(bus: &gst::Bus) -> Vec<String> {
+    drain_bus(bus)
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn live_words_keep_the_latency_promise_when_the_service_finalizes_only_on_request() {
+    const LATENCY_MS: u64 = 2000;
+    let script = sample_script();
+    let server = server(script.clone(), |c| {
+        c.auto_final_lag_ms = None;
+        c.endpoints = false;
+    });
+    let stt = element(&server);
+    stt.set_property("latency", LATENCY_MS as u32);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, bus) = live_harness(&stt);
+    let audio = wav_data(&sample_wav());
+    let (pushed_at, _) = push_live(&mut h, &audio, RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+
+    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    // Each word, from the moment the buffer holding its first sample was pushed.
+    let mut worst = Duration::ZERO;
+    for (seen, at) in recorder.seen_at() {
+        let Seen::Word { text, pts, .. } = seen else {
+            continue;
+        };
+        let chunk = (pts.unwrap() / MS / CHUNK_MS) as usize;
+        let delay = at - pushed_at[chunk];
+        worst = worst.max(delay);
+        assert!(
+            delay <= Duration::from_millis(LATENCY_MS + 200),
+            "{text} reached src {delay:?} after its audio was pushed"
+        );
+    }
+    let session = &server.sessions()[0];
+    let finalizes: Vec<Duration> = session
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, ClientEventKind::Finalize { .. }))
+        .map(|e| e.at)
+        .collect();
+    assert!(
+        finalizes.len() >= 5,
+        "the element asked for finals itself: {finalizes:?}"
+    );
+    for pair in finalizes.windows(2) {
+        // Sent ≥ 1.5 s apart; the server's clock reads them as they arrive (± a few ms).
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(1490),
+            "finalize requests {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+    let observed = stt.property::<u32>("max-observed-delay");
+    assert!(
+        observed > 0 && u64::from(observed) < LATENCY_MS,
+        "max-observed-delay {observed} ms"
+    );
+    assert!(
+        (worst.as_millis() as i64 - i64::from(observed)).abs() <= 100,
+        "max-observed-delay {observed} ms agrees with the worst delay seen ({worst:?})"
+    );
+    assert!(warnings(&bus).is_empty(), "no late-word warning");
+}
+
+#[test]
+fn gap_events_cover_silence_between_utterances() {
+    // 2 s of speech, 5 s of silence, 2 s of speech, 1 s of silence: 10 s live.
+    let script = Script::from_utterances(&[
+        ("One two three four.", 300, 1900),
+        ("Five six seven eight.", 7000, 8800),
+    ]);
+    let server = server(script.clone(), |_| {});
+    let stt = element(&server);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, _bus) = live_harness(&stt);
+    let audio = vec![0u8; (10_000 * BYTES_PER_MS) as usize];
+    push_live(&mut h, &audio, RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+
+    let seen = recorder.seen_at();
+    let timed: Vec<(&Seen, Instant)> = seen
+        .iter()
+        .filter(|(s, _)| matches!(s, Seen::Word { .. } | Seen::Gap { .. }))
+        .map(|(s, at)| (s, *at))
+        .collect();
+    // On the wire: from the first word to the last, never a second without a buffer or GAP.
+    let first = timed
+        .iter()
+        .position(|(s, _)| matches!(s, Seen::Word { .. }))
+        .unwrap();
+    let last = timed
+        .iter()
+        .rposition(|(s, _)| matches!(s, Seen::Word { .. }))
+        .unwrap();
+    for pair in timed[first..=last].windows(2) {
+        let quiet = pair[1].1 - pair[0].1;
+        assert!(
+            quiet <= Duration::from_secs(1),
+            "{quiet:?} without a buffer or a GAP, before {:?}",
+            pair[1].0
+        );
+    }
+    // In stream time: words and GAPs cover the silence, in order, never going back.
+    let mut covered = 0;
+    for (item, _) in &timed {
+        let (start, end) = match item {
+            Seen::Word { pts, duration, .. } => (pts.unwrap(), pts.unwrap() + duration.unwrap()),
+            Seen::Gap { pts, duration } => (*pts, pts + duration.unwrap()),
+            _ => unreachable!(),
+        };
+        assert!(start + MS >= covered, "{item:?} goes back before {covered}");
+        if start <= covered + MS {
+            covered = covered.max(end);
+        }
+    }
+    let gaps_inside_silence = timed
+        .iter()
+        .filter(|(s, _)| matches!(s, Seen::Gap { pts, .. } if (2000 * MS..7000 * MS).contains(pts)))
+        .count();
+    assert!(
+        gaps_inside_silence >= 5,
+        "{gaps_inside_silence} GAPs in the silence"
+    );
+    assert!(
+        covered >= 8800 * MS,
+        "words and GAPs cover the stream without holes up to the last word (got to {covered} ns)"
+    );
+}
+
+/// Runs the bundled sample as a file at `pace`: wall time, words, bytes the server got.
+fn file_at_pace(pace: &str) -> (Duration, Vec<(String, Option<u64>, Option<u64>)>, usize) {
+    let script = sample_script();
+    let server = server(script, |_| {});
+    let (pipeline, stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace={pace} url={} api-key={KEY} ! fakesink sync=false",
+        sample_wav().display(),
+        server.url()
+    ));
+    let recorder = Recorder::attach(&stt);
+    let run = run(&pipeline, Duration::from_secs(60));
+    assert!(run.eos, "EOS, no error: {:?}", run.error());
+    let received = server.sessions()[0].audio.len();
+    (run.elapsed, recorder.words(), received)
+}
+
+#[test]
+fn a_file_at_pace_1_streams_in_real_time_after_the_burst() {
+    let (elapsed, words, received) = file_at_pace("1");
+    assert!(
+        elapsed >= Duration::from_secs(14),
+        "20 s of audio took {elapsed:?}"
+    );
+    assert_eq!(received, wav_data(&sample_wav()).len(), "every byte");
+    assert_words_match(&words, &sample_script(), |ms| ms * MS);
+}
+
+#[test]
+fn a_file_at_pace_0_goes_as_fast_as_the_socket_takes_it() {
+    let (elapsed, words, received) = file_at_pace("0");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "20 s of audio took {elapsed:?}"
+    );
+    assert_eq!(received, wav_data(&sample_wav()).len(), "every byte");
+    assert_words_match(&words, &sample_script(), |ms| ms * MS);
+}
+
+/// Live input against a server that stops reading after 2 s of audio for `stall`; `audio_ms`
+/// of the sample are pushed in real time. Returns what the harness saw and the server got.
+struct StallRun {
+    input: Vec<u8>,
+    received: Vec<u8>,
+    words: Vec<(String, Option<u64>, Option<u64>)>,
+    longest_push: Duration,
+    warnings: Vec<String>,
+}
+
+fn stalled_live_run(stall: Duration, audio_ms: u64) -> StallRun {
+    let server = server(sample_script(), |c| {
+        c.session_faults = vec![vec![Fault::StallReadingAt {
+            audio_ms: 2000,
+            duration: stall,
+        }]];
+    });
+    let stt = element(&server);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, bus) = live_harness(&stt);
+    let mut input = wav_data(&sample_wav());
+    input.truncate((audio_ms * BYTES_PER_MS) as usize);
+    let (_, longest_push) = push_live(&mut h, &input, RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+    let session = server.sessions().remove(0);
+    assert_eq!(session.end, Some(SessionEnd::Finished));
+    StallRun {
+        input,
+        received: session.audio,
+        words: recorder.words(),
+        longest_push,
+        warnings: warnings(&bus),
+    }
+}
+
+/// The script's words the server could play on `received_ms` of audio (it plays the
+/// script on its own timeline: words that never started are not said).
+fn said(received_ms: u64) -> Script {
+    let mut script = sample_script();
+    for utterance in &mut script.utterances {
+        utterance.words.retain(|w| w.start_ms < received_ms);
+    }
+    script.utterances.retain(|u| !u.words.is_empty());
+    script
+}
+
+#[test]
+fn a_server_that_stops_reading_for_5_s_gets_the_held_audio_and_no_word_is_lost() {
+    let run = stalled_live_run(Duration::from_secs(5), 10_000);
+    assert!(
+        run.longest_push <= Duration::from_millis(100),
+        "a chain call took {:?}",
+        run.longest_push
+    );
+    assert!(
+        run.received == run.input,
+        "the server got every byte, in order"
+    );
+    assert!(
+        !run.warnings.iter().any(|w| w.contains("dropped")),
+        "nothing dropped: {:?}",
+        run.warnings
+    );
+    assert_words_match(&run.words, &said(10_000), |ms| ms * MS);
+}
+
+#[test]
+fn a_stall_beyond_10_s_drops_the_oldest_audio_with_a_warning_and_later_times_stay_exact() {
+    let run = stalled_live_run(Duration::from_secs(13), 18_000);
+    assert!(
+        run.longest_push <= Duration::from_millis(100),
+        "a chain call took {:?}",
+        run.longest_push
+    );
+    // The server got the input with one hole: a prefix, then the tail after the hole.
+    let prefix = run
+        .received
+        .iter()
+        .zip(&run.input)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let hole = run.input.len() - run.received.len();
+    assert!(
+        run.received[prefix..] == run.input[prefix + hole..],
+        "after the hole the server got the input's tail"
+    );
+    let hole_ms = hole as u64 / BYTES_PER_MS;
+    assert!(
+        (2500..=3500).contains(&hole_ms),
+        "about 13 − 10 s of the oldest audio dropped, got {hole_ms} ms"
+    );
+    assert!(
+        run.warnings.iter().any(|w| w.contains("dropped")),
+        "a warning says audio was dropped: {:?}",
+        run.warnings
+    );
+    // Words keep the input's times: past the hole, session time maps past the dropped audio.
+    let hole_at_ms = prefix as u64 / BYTES_PER_MS;
+    let received_ms = run.received.len() as u64 / BYTES_PER_MS;
+    assert_words_match(&run.words, &said(received_ms), |ms| {
+        if ms < hole_at_ms {
+            ms * MS
+        } else {
+            (ms + hole_ms) * MS
+        }
+    });
+}
