@@ -14,6 +14,9 @@ const RATE: u64 = 16_000;
 const BYTES_PER_MS: u64 = RATE * 2 / 1000;
 const CHUNK_MS: u64 = 20;
 
+/// Words pushed: text, PTS, duration.
+type Words = Vec<(String, Option<u64>, Option<u64>)>;
+
 /// A live `sonioxstt` in a harness (upstream answers the latency query as live).
 fn live_harness(stt: &gst::Element) -> (gst_check::Harness, gst::Bus) {
     let (mut h, bus) = harness(stt, &s16_caps(RATE as i32));
@@ -162,7 +165,7 @@ fn gap_events_cover_silence_between_utterances() {
 }
 
 /// Runs the bundled sample as a file at `pace`: wall time, words, bytes the server got.
-fn file_at_pace(pace: &str) -> (Duration, Vec<(String, Option<u64>, Option<u64>)>, usize) {
+fn file_at_pace(pace: &str) -> (Duration, Words, usize) {
     let script = sample_script();
     let server = server(script, |_| {});
     let (pipeline, stt) = launch(&format!(
@@ -204,7 +207,7 @@ fn a_file_at_pace_0_goes_as_fast_as_the_socket_takes_it() {
 struct StallRun {
     input: Vec<u8>,
     received: Vec<u8>,
-    words: Vec<(String, Option<u64>, Option<u64>)>,
+    words: Words,
     longest_push: Duration,
     warnings: Vec<String>,
 }
