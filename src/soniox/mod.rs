@@ -2,6 +2,8 @@
 //! The Soniox service, free of GStreamer: wire protocol, sessions and what feeds them.
 
 pub mod audio_queue;
+mod connection;
 pub mod promise;
 pub mod protocol;
+pub mod replay;
 pub mod session;

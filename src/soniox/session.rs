@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MPL-2.0
-//! One Soniox real-time session: a task on the shared runtime that owns the WebSocket.
+//! One Soniox session as the element sees it: a task on the shared runtime that carries a
+//! stream of audio to Soniox over one connection after another.
 //!
-//! It connects lazily when spawned (key in the `Authorization: Bearer` header), sends the
-//! start request, then takes what the element queued ([`AudioQueue`]) in order — audio as
-//! binary frames (paced for non-live input), `finalize`, input gaps, end of audio as an
-//! empty text frame — sends a keepalive whenever no audio went out for the keepalive
-//! interval, keeps the latency promise of live input ([`Promise`]), and reports everything
-//! the server says as [`SessionEvent`]s. Audio is entered in the timestamp table as it goes
-//! out. After the end of audio it waits for `finished`, at most the drain timeout.
+//! Each connection ([`super::connection`]) connects lazily (key in the `Authorization: Bearer`
+//! header), sends the start request, then what the element queued ([`AudioQueue`]). When a
+//! connection breaks with a retryable error (transport errors, a close before `finished`,
+//! 408, 429, 500, 502, 503) the session reports [`SessionEvent::Reconnecting`], waits
+//! (0.25 s doubling to 8 s; longer after 429), and opens the next connection, which first
+//! receives the audio Soniox had not finalized ([`Replay`]), so no word is lost or doubled.
+//! After `max_reconnects` failures in a row (the count restarts once a connection has run
+//! well for 30 s), or any other error, the session fails.
 //!
+//! Every connection has its own timestamp table and number; events carry both.
 //! Dropping the [`SessionHandle`] aborts the task at once and closes the socket.
 
 use std::fmt;
@@ -16,18 +19,15 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use once_cell::sync::Lazy;
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{client_async_tls_with_config, Connector};
+use std::sync::atomic::Ordering;
 
-use super::audio_queue::{AudioQueue, Chunk, Queued};
-use super::promise::Promise;
-use super::protocol::{Control, ServerMessage, ServiceError, StartRequest};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::audio_queue::AudioQueue;
+use super::connection::{self, Carry, Report};
+use super::protocol::{ServerMessage, ServiceError, StartRequest};
+use super::replay::Replay;
 use crate::runtime::RUNTIME;
 use crate::transcript::timeline::Timeline;
 
@@ -41,7 +41,7 @@ impl ApiKey {
         (!key.is_empty()).then_some(ApiKey(key))
     }
 
-    fn bearer(&self) -> Result<HeaderValue, SessionError> {
+    pub(super) fn bearer(&self) -> Result<HeaderValue, SessionError> {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
             SessionError::InvalidKey(
                 "the API key contains characters that cannot be sent in an HTTP header".into(),
@@ -79,6 +79,13 @@ pub struct SessionConfig {
     pub latency_ms: Option<Arc<AtomicU32>>,
     /// `SO_SNDBUF` for the connection (live input: keep the kernel from hoarding audio).
     pub send_buffer: Option<u32>,
+    /// Reconnect attempts in a row before the session fails.
+    pub max_reconnects: u32,
+    /// Audio kept for a replay after a reconnect, at most.
+    pub replay_limit: Duration,
+    /// Bytes per sample frame and per second of the audio (replay cuts on frames).
+    pub frame_bytes: u64,
+    pub bytes_per_second: u64,
 }
 
 /// What a session reports, in order. After `Finished`, `DrainTimedOut` or `Failed` nothing
@@ -99,7 +106,24 @@ pub enum SessionEvent {
     Finished,
     /// The server did not finish within the drain timeout; the session was closed.
     DrainTimedOut,
+    /// This connection broke; the next one opens after `delay` and replays what was not
+    /// final. Its non-final tokens are void.
+    Reconnecting {
+        error: SessionError,
+        attempt: u32,
+        delay: Duration,
+    },
     Failed(SessionError),
+}
+
+/// A session event with the connection it comes from.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The connection's number (counts from 1 over the element's stream).
+    pub session: u32,
+    /// The connection's timestamp table.
+    pub timeline: Arc<Mutex<Timeline>>,
+    pub event: SessionEvent,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +149,11 @@ pub enum SessionError {
     },
     Transport(String),
     Protocol(String),
+    /// Retryable failures went on for too long.
+    GaveUp {
+        last: Box<SessionError>,
+        attempts: u32,
+    },
 }
 
 impl SessionError {
@@ -164,6 +193,9 @@ impl fmt::Display for SessionError {
             }
             SessionError::Transport(reason) => write!(f, "Connection to Soniox failed: {reason}"),
             SessionError::Protocol(reason) => write!(f, "Unexpected message from Soniox: {reason}"),
+            SessionError::GaveUp { last, attempts } => {
+                write!(f, "{last} (gave up after {attempts} attempts)")
+            }
         }
     }
 }
@@ -203,31 +235,26 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Starts a session on the shared runtime. It takes its work from `queue`, enters the
-    /// audio it sends in `timeline`, and reports its events to `events`, each turned into the
+    /// Starts a session on the shared runtime. It takes its work from `queue`, numbers its
+    /// connections from `numbers`, and reports its events to `events`, each turned into the
     /// receiver's item type by `wrap` (called on the runtime: it must not block). The queue
     /// is closed only after the session's last event was wrapped and sent.
     pub fn spawn<T, W>(
         config: SessionConfig,
         queue: Arc<AudioQueue>,
-        timeline: Arc<Mutex<Timeline>>,
+        numbers: Arc<AtomicU32>,
         events: mpsc::Sender<T>,
         wrap: W,
     ) -> SessionHandle
     where
         T: Send + 'static,
-        W: Fn(SessionEvent) -> T + Send + Sync + 'static,
+        W: Fn(Reported) -> T + Send + Sync + 'static,
     {
         let reporter = Reporter { events, wrap };
         let guard = CloseOnDrop(queue.clone());
         let task = RUNTIME.spawn(async move {
-            let end = match run(&config, &guard.0, &timeline, &reporter).await {
-                Ok(Some(end)) => end,
-                Ok(None) => return,
-                Err(error) => SessionEvent::Failed(error),
-            };
+            supervise(&config, &guard.0, &numbers, &reporter).await;
             // Producers see the queue close only after the end was reported.
-            reporter.report(end).await;
             drop(guard);
         });
         SessionHandle { queue, task }
@@ -265,336 +292,143 @@ struct Reporter<T, W> {
     wrap: W,
 }
 
-impl<T, W: Fn(SessionEvent) -> T> Reporter<T, W> {
+impl<T, W: Fn(Reported) -> T> Reporter<T, W> {
     /// Returns false when nobody listens any more.
-    async fn report(&self, event: SessionEvent) -> bool {
-        self.events.send((self.wrap)(event)).await.is_ok()
+    async fn report(
+        &self,
+        session: u32,
+        timeline: &Arc<Mutex<Timeline>>,
+        event: SessionEvent,
+    ) -> bool {
+        let reported = Reported {
+            session,
+            timeline: timeline.clone(),
+            event,
+        };
+        self.events.send((self.wrap)(reported)).await.is_ok()
     }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// One connection's reporter.
+struct ConnectionReporter<'a, T, W> {
+    reporter: &'a Reporter<T, W>,
+    session: u32,
+    timeline: &'a Arc<Mutex<Timeline>>,
+}
 
-/// The session's life. `Ok(None)`: aborted by the element (nothing to report).
-async fn run<T, W: Fn(SessionEvent) -> T>(
+impl<T, W: Fn(Reported) -> T> Report for ConnectionReporter<'_, T, W> {
+    async fn report(&self, event: SessionEvent) -> bool {
+        self.reporter
+            .report(self.session, self.timeline, event)
+            .await
+    }
+}
+
+/// A connection that ran this long resets the count of failures in a row.
+const RAN_WELL: Duration = Duration::from_secs(30);
+
+/// The wait before reconnect attempt `attempt` (1-based): 0.25 s doubling to 8 s; after a
+/// 429 (too many requests) four times longer, up to 30 s.
+pub fn backoff(attempt: u32, error: &SessionError) -> Duration {
+    let base = Duration::from_millis(250) * 2u32.saturating_pow(attempt.saturating_sub(1).min(5));
+    let base = base.min(Duration::from_secs(8));
+    match error {
+        SessionError::Service(e) if e.code == Some(429) => (base * 4).min(Duration::from_secs(30)),
+        _ => base,
+    }
+}
+
+/// The session's life: connections until one finishes, the element aborts, or it fails.
+async fn supervise<T, W: Fn(Reported) -> T>(
     config: &SessionConfig,
     queue: &AudioQueue,
-    timeline: &Mutex<Timeline>,
+    numbers: &AtomicU32,
     reporter: &Reporter<T, W>,
-) -> Result<Option<SessionEvent>, SessionError> {
-    let socket = connect(config).await?;
-    let (mut sink, mut stream) = socket.split();
-    let transport = |e: tungstenite::Error| SessionError::Transport(e.to_string());
-    sink.send(Message::text(config.start_request.to_json()))
-        .await
-        .map_err(transport)?;
-    if !reporter.report(SessionEvent::Connected).await {
-        return Ok(None);
-    }
-
-    let mut last_sent = Instant::now();
-    let mut pacer = config.pacing.map(Pacer::new);
-    let mut promise = Promise::new(config.latency_ms.clone());
-    let mut drain_deadline: Option<Instant> = None;
-    // Audio sent, and audio the service said it processed: what is in between counts
-    // against the live queue's limit.
-    let mut sent_bytes = 0u64;
-    let mut processed_bytes = 0u64;
+) {
+    let replay_limit = config.replay_limit.as_millis() as u64 * config.bytes_per_second / 1000;
+    let mut carry = Carry {
+        replay: Replay::new(replay_limit, config.frame_bytes, config.bytes_per_second),
+        ended_audio: false,
+        drain_deadline: None,
+    };
+    let mut replayed = Vec::new();
+    let mut failures = 0u32;
     loop {
-        let now = Instant::now();
-        let keepalive_at = last_sent + config.keepalive_interval;
-        // Pacing: the next audio may go out then (and nothing after it may overtake it).
-        let take_at = pacer
-            .as_ref()
-            .and_then(Pacer::next_due)
-            .filter(|&at| at > now);
-        let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
-        let streaming = drain_deadline.is_none();
-        tokio::select! {
-            biased;
-            message = stream.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    let message = ServerMessage::parse(&text)
-                        .map_err(|e| SessionError::Protocol(format!("{e} in {}", excerpt(&text))))?;
-                    if let Some(error) = message.error() {
-                        return Err(SessionError::Service(error));
-                    }
-                    {
-                        let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
-                        let now = std::time::Instant::now();
-                        promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
-                    }
-                    if let Some(total_ms) = message.total_audio_proc_ms {
-                        processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
-                        queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
-                    }
-                    let finished = message.finished;
-                    if !reporter.report(SessionEvent::Message(message)).await {
-                        return Ok(None);
-                    }
-                    if finished {
-                        let _ = timeout(Duration::from_secs(1), sink.close()).await;
-                        return Ok(Some(SessionEvent::Finished));
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(SessionError::Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)),
-                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    });
-                }
-                Some(Ok(_)) => {} // binary, ping, pong: nothing for us
-                Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) | None => {
-                    return Err(SessionError::Closed { code: None, reason: String::new() });
-                }
-                Some(Err(e)) => return Err(transport(e)),
-            },
-            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if streaming && finalize_at.is_some() => {
-                sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
-                promise.finalize_sent(std::time::Instant::now());
-            }
-            _ = sleep_until(take_at.unwrap_or(now)), if streaming && take_at.is_some() => {} // paced
-            item = queue.pop(), if streaming && take_at.is_none() => match item {
-                Some(Queued::Audio(chunk)) => {
-                    sent_bytes += chunk.data.len() as u64;
-                    queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
-                    send_audio(&mut sink, chunk, timeline, pacer.as_mut()).await.map_err(transport)?;
-                    last_sent = Instant::now();
-                }
-                Some(Queued::Finalize) => {
-                    sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)?;
-                    promise.finalize_sent(std::time::Instant::now());
-                }
-                Some(Queued::Gap { pts, duration }) => {
-                    let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
-                    promise.hurry(after_ms);
-                    if !reporter.report(SessionEvent::InputGap { after_ms, pts, duration }).await {
-                        return Ok(None);
-                    }
-                }
-                Some(Queued::EndOfAudio) => {
-                    sink.send(Message::text("")).await.map_err(transport)?;
-                    drain_deadline = Some(Instant::now() + config.drain_timeout);
-                }
-                None => return Ok(None),
-            },
-            _ = sleep_until(keepalive_at), if streaming => {
-                sink.send(Message::text(Control::Keepalive.to_json())).await.map_err(transport)?;
-                last_sent = Instant::now();
-            }
-            _ = sleep_until(drain_deadline.unwrap_or(keepalive_at)), if !streaming => {
-                return Ok(Some(SessionEvent::DrainTimedOut));
-            }
-        }
-    }
-}
-
-/// Enters `chunk` in the timestamp table and sends it.
-async fn send_audio<S>(
-    sink: &mut S,
-    chunk: Chunk,
-    timeline: &Mutex<Timeline>,
-    pacer: Option<&mut Pacer>,
-) -> Result<(), S::Error>
-where
-    S: futures_util::Sink<Message> + Unpin,
-{
-    if chunk.data.is_empty() {
-        return Ok(()); // an empty frame would end the session
-    }
-    let len = chunk.data.len() as u64;
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record(Some(chunk.pts), chunk.discont, len);
-    if let Some(pacer) = pacer {
-        pacer.sent(len);
-    }
-    sink.send(Message::Binary(chunk.data)).await?;
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .mark_sent(std::time::Instant::now());
-    Ok(())
-}
-
-/// Limits non-live audio to `speed` × real time after the initial burst.
-struct Pacer {
-    pacing: Pacing,
-    start: Option<Instant>,
-    bytes: u64,
-}
-
-impl Pacer {
-    fn new(pacing: Pacing) -> Pacer {
-        Pacer {
-            pacing,
-            start: None,
-            bytes: 0,
-        }
-    }
-
-    /// When the next audio may go out (`None`: at once, nothing was sent yet).
-    fn next_due(&self) -> Option<Instant> {
-        let start = self.start?;
-        let audio = self.bytes as f64 / self.pacing.bytes_per_second as f64;
-        let ahead = (audio - self.pacing.burst.as_secs_f64()).max(0.0);
-        Some(start + Duration::from_secs_f64(ahead / self.pacing.speed))
-    }
-
-    fn sent(&mut self, len: u64) {
-        self.start.get_or_insert_with(Instant::now);
-        self.bytes += len;
-    }
-}
-
-async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
-    let url = &config.url;
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| SessionError::InvalidUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, config.api_key.bearer()?);
-    let host = request.uri().host().unwrap_or_default().to_string();
-    let port = request
-        .uri()
-        .port_u16()
-        .unwrap_or(if request.uri().scheme_str() == Some("ws") {
-            80
-        } else {
-            443
-        });
-    let connecting = async {
-        let tcp = open_tcp(&host, port, config.send_buffer)
-            .await
-            .map_err(tungstenite::Error::Io)?;
-        client_async_tls_with_config(request, tcp, None, Some(Connector::Rustls(TLS.clone()))).await
-    };
-    match timeout(config.connect_timeout, connecting).await {
-        Err(_) => Err(SessionError::Connect {
-            url: url.clone(),
-            reason: format!(
-                "no answer within {} s",
-                config.connect_timeout.as_secs_f32()
-            ),
-        }),
-        Ok(Err(error)) => Err(connect_error(url, &host, error)),
-        Ok(Ok((socket, _response))) => Ok(socket),
-    }
-}
-
-/// A TCP connection to `host` (first address that answers), with Nagle off and, for live
-/// audio, a bounded send buffer: what the kernel holds is audio that is already late.
-async fn open_tcp(
-    host: &str,
-    port: u16,
-    send_buffer: Option<u32>,
-) -> std::io::Result<tokio::net::TcpStream> {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut last_error = None;
-    for address in tokio::net::lookup_host((host, port)).await? {
-        let socket = if address.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
+        let session = numbers.fetch_add(1, Ordering::Relaxed) + 1;
+        let timeline = Arc::new(Mutex::new(Timeline::new(config.bytes_per_second)));
+        let connection = ConnectionReporter {
+            reporter,
+            session,
+            timeline: &timeline,
         };
-        if let Some(size) = send_buffer {
-            socket.set_send_buffer_size(size)?;
-        }
-        match socket.connect(address).await {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
+        let started = tokio::time::Instant::now();
+        let broken = match connection::run(
+            config,
+            queue,
+            &timeline,
+            &mut carry,
+            replayed,
+            &connection,
+        )
+        .await
+        {
+            Ok(Some(end)) => {
+                connection.report(end).await;
+                return;
             }
-            Err(error) => last_error = Some(error),
+            Ok(None) => return,
+            Err(broken) => broken,
+        };
+        if started.elapsed() >= RAN_WELL {
+            failures = 0;
         }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
-    }))
-}
-
-fn connect_error(url: &str, host: &str, error: tungstenite::Error) -> SessionError {
-    match error {
-        tungstenite::Error::Http(response) => {
-            let status = response.status();
-            let body = response.body().as_deref().map(String::from_utf8_lossy);
-            let reported = body
-                .as_deref()
-                .and_then(|b| ServerMessage::parse(b).ok()?.error());
-            SessionError::Service(reported.unwrap_or_else(|| {
-                ServiceError {
-                    code: Some(status.as_u16()),
-                    error_type: None,
-                    message: match body.as_deref().map(str::trim) {
-                        Some(text) if !text.is_empty() => excerpt(text),
-                        _ => status
-                            .canonical_reason()
-                            .unwrap_or("HTTP error")
-                            .to_string(),
-                    },
-                    request_id: None,
+        failures += 1;
+        if !broken.error.is_retryable() || failures > config.max_reconnects {
+            let error = if broken.error.is_retryable() {
+                SessionError::GaveUp {
+                    last: Box::new(broken.error),
+                    attempts: failures,
                 }
-            }))
+            } else {
+                broken.error
+            };
+            connection.report(SessionEvent::Failed(error)).await;
+            return;
         }
-        tungstenite::Error::Io(io) => {
-            match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                Some(tls) => SessionError::Tls {
-                    host: host.to_string(),
-                    reason: tls.to_string(),
-                },
-                None => SessionError::Connect {
-                    url: url.to_string(),
-                    reason: io.to_string(),
-                },
-            }
+        let delay = backoff(failures, &broken.error);
+        replayed = carry.replay.take(broken.final_ms);
+        let event = SessionEvent::Reconnecting {
+            error: broken.error,
+            attempt: failures,
+            delay,
+        };
+        if !connection.report(event).await {
+            return;
         }
-        tungstenite::Error::Tls(tls) => SessionError::Tls {
-            host: host.to_string(),
-            reason: tls.to_string(),
-        },
-        tungstenite::Error::Url(e) => SessionError::InvalidUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        },
-        other => SessionError::Connect {
-            url: url.to_string(),
-            reason: other.to_string(),
-        },
+        tokio::time::sleep(delay).await;
     }
 }
-
-fn excerpt(text: &str) -> String {
-    const MAX: usize = 200;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
-}
-
-/// TLS with the web PKI roots and the `ring` provider (the only one this crate enables).
-static TLS: Lazy<Arc<rustls::ClientConfig>> = Lazy::new(|| {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-});
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_back_off_from_a_quarter_second_to_eight() {
+        let transport = SessionError::Transport("reset".into());
+        let waits: Vec<u64> = (1..=8)
+            .map(|a| backoff(a, &transport).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+        let limited = SessionError::Service(ServiceError {
+            code: Some(429),
+            error_type: None,
+            message: String::new(),
+            request_id: None,
+        });
+        assert_eq!(backoff(1, &limited), Duration::from_secs(1));
+        assert_eq!(backoff(6, &limited), Duration::from_secs(30));
+    }
 
     #[test]
     fn the_key_is_redacted() {
@@ -650,28 +484,5 @@ mod tests {
             request_id: None,
         });
         assert!(!e.is_retryable());
-    }
-
-    #[test]
-    fn pacing_allows_a_burst_then_real_time() {
-        let mut pacer = Pacer::new(Pacing {
-            bytes_per_second: 32_000,
-            speed: 2.0,
-            burst: Duration::from_secs(3),
-        });
-        let now = Instant::now();
-        assert_eq!(pacer.next_due(), None);
-        pacer.sent(3 * 32_000);
-        assert!(
-            pacer.next_due().unwrap() <= now + Duration::from_millis(50),
-            "the burst goes at once"
-        );
-        pacer.sent(4 * 32_000);
-        let due = pacer.next_due().unwrap() - pacer.start.unwrap();
-        assert_eq!(
-            due,
-            Duration::from_secs(2),
-            "4 s of audio beyond the burst at 2× take 2 s"
-        );
     }
 }

@@ -8,9 +8,9 @@
 //! Lock order: `state`, then `settings`. Neither lock is held while blocking: sending to a
 //! full channel, pushing downstream, or stopping the src task.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gst::prelude::*;
@@ -19,14 +19,14 @@ use once_cell::sync::Lazy;
 use tokio::sync::mpsc;
 
 use super::format::{self, AudioFormat};
-use super::messages;
+use super::messages::{self, SessionLife};
 use super::output::{self, Item, Output};
 use super::settings::{self, Changed, Settings};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
+use crate::soniox::protocol::Token;
 use crate::soniox::session::{
     sends_key_in_clear, Pacing, SessionConfig, SessionError, SessionEvent, SessionHandle,
 };
-use crate::transcript::timeline::Timeline;
 
 pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -39,14 +39,33 @@ pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
 /// A session that may still receive audio or drain.
 #[derive(Debug)]
 struct ActiveSession {
+    /// Counts the element's sessions (a session may use several connections).
     id: u32,
     format: AudioFormat,
     handle: SessionHandle,
+    live: bool,
+    started: Instant,
+    /// Audio queued for it, in bytes.
+    pushed: u64,
+    /// Soniox reported an endpoint since the last look: a good moment to rotate.
+    endpoint: Arc<AtomicBool>,
 }
 
 impl ActiveSession {
     fn queue(&self) -> &Arc<AudioQueue> {
         self.handle.queue()
+    }
+
+    /// Whether the session has carried enough audio (live: time) to hand over to a new
+    /// one, preferably right after an endpoint within the last stretch before `limit`.
+    fn due_for_rotation(&self, limit: Duration) -> bool {
+        let carried = if self.live {
+            self.started.elapsed()
+        } else {
+            Duration::from_nanos(self.handle.queue().duration_ns(self.pushed))
+        };
+        let early = limit.saturating_sub((limit / 10).min(Duration::from_secs(60)));
+        carried >= limit || (carried >= early && self.endpoint.swap(false, Ordering::Relaxed))
     }
 }
 
@@ -64,6 +83,8 @@ pub struct State {
     /// Sessions that got their end of audio and are draining.
     draining: Vec<ActiveSession>,
     sessions_started: u32,
+    /// Numbers the connections (what bus messages call `session`), from 1.
+    connections: Arc<AtomicU32>,
     /// The last input segment, to tell a real change from a repeat.
     segment: Option<gst::FormattedSegment<gst::ClockTime>>,
     sent_caps: bool,
@@ -123,7 +144,7 @@ impl SonioxStt {
     // ---- input: audio -------------------------------------------------------------------
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let queue = self.session_for_audio()?;
+        let queue = self.session_for_audio(buffer.size() as u64)?;
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
@@ -167,15 +188,37 @@ impl SonioxStt {
         }
     }
 
-    fn session_for_audio(&self) -> Result<Arc<AudioQueue>, gst::FlowError> {
-        {
-            let state = self.state();
+    /// The queue of the session that takes the next `len` bytes of audio; opens one (or
+    /// rotates to a new one) when needed.
+    fn session_for_audio(&self, len: u64) -> Result<Arc<AudioQueue>, gst::FlowError> {
+        let limit = self.settings.lock().unwrap().max_session_duration();
+        let rotate = {
+            let mut state = self.state();
             state.check_flow()?;
-            if let Some(session) = &state.session {
-                return Ok(session.queue().clone());
+            match &mut state.session {
+                Some(session) if !session.due_for_rotation(limit) => {
+                    session.pushed += len;
+                    return Ok(session.queue().clone());
+                }
+                Some(session) => Some(session.id),
+                None => None,
             }
+        };
+        if let Some(id) = rotate {
+            gst::info!(
+                CAT,
+                imp = self,
+                "session {id} reached max-session-duration: rotating"
+            );
+            let connection = self.state().connections.load(Ordering::Relaxed);
+            self.drain_session();
+            self.post(messages::session(SessionLife::Rotated, connection, ""));
         }
-        self.start_session()
+        let queue = self.start_session()?;
+        if let Some(session) = self.state().session.as_mut() {
+            session.pushed += len;
+        }
+        Ok(queue)
     }
 
     /// Opens a session for the first buffer of a stream (or after a caps change).
@@ -221,6 +264,10 @@ impl SonioxStt {
             connect_timeout: settings::CONNECT_TIMEOUT,
             pacing,
             latency_ms: live.then(|| self.latency_ms.clone()),
+            max_reconnects: settings.max_reconnects,
+            replay_limit: settings::REPLAY_LIMIT,
+            frame_bytes: format.bytes_per_frame.into(),
+            bytes_per_second,
             // Live: about half a second of audio (the kernel doubles it).
             send_buffer: live.then(|| (bytes_per_second / 2).clamp(8 << 10, 256 << 10) as u32),
         };
@@ -246,22 +293,38 @@ impl SonioxStt {
             format.rate,
             config.url
         );
-        let timeline = Arc::new(Mutex::new(Timeline::new(bytes_per_second)));
-        let for_events = timeline.clone();
+        let endpoint = Arc::new(AtomicBool::new(false));
         let element = self.obj().downgrade();
-        let handle = SessionHandle::spawn(config, queue.clone(), timeline, output, move |event| {
-            if let (SessionEvent::Failed(error), Some(element)) = (&event, element.upgrade()) {
-                // At once, ahead of queued words: the chain must not fail first.
-                element.imp().session_failed(id, error);
+        let seen_endpoint = endpoint.clone();
+        let connections = state.connections.clone();
+        let handle = SessionHandle::spawn(config, queue.clone(), connections, output, move |r| {
+            match (&r.event, element.upgrade()) {
+                (SessionEvent::Failed(error), Some(element)) => {
+                    // At once, ahead of queued words: the chain must not fail first.
+                    element.imp().session_failed(r.session, error);
+                }
+                (SessionEvent::Message(m), _) if m.tokens.iter().any(|t| t.text == Token::END) => {
+                    seen_endpoint.store(true, Ordering::Relaxed);
+                }
+                _ => {}
             }
             Item::Session {
-                id,
-                timeline: for_events.clone(),
+                stream: id,
+                session: r.session,
+                timeline: r.timeline,
                 live,
-                event,
+                event: r.event,
             }
         });
-        state.session = Some(ActiveSession { id, format, handle });
+        state.session = Some(ActiveSession {
+            id,
+            format,
+            handle,
+            live,
+            started: Instant::now(),
+            pushed: 0,
+            endpoint,
+        });
         Ok(queue)
     }
 
@@ -553,6 +616,21 @@ impl SonioxStt {
         );
     }
 
+    pub fn warn_reconnecting(&self, id: u32, error: &SessionError, attempt: u32, delay: Duration) {
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Read,
+            (
+                "{}: reconnecting in {:.2} s (attempt {} of {}), replaying what was not final",
+                error,
+                delay.as_secs_f32(),
+                attempt,
+                self.settings.lock().unwrap().max_reconnects
+            ),
+            ["session {}", id]
+        );
+    }
+
     pub fn warn_drain_timeout(&self, id: u32) {
         gst::element_imp_warning!(
             self,
@@ -575,7 +653,12 @@ impl SonioxStt {
 
     fn post_session_error(&self, id: u32, error: &SessionError) {
         let text = error.to_string();
-        let debug = match error {
+        // After retries, the last failure says what kind of problem it is.
+        let cause = match error {
+            SessionError::GaveUp { last, .. } => last.as_ref(),
+            other => other,
+        };
+        let debug = match cause {
             SessionError::Service(e) => format!(
                 "session {id}, request id {}",
                 e.request_id.as_deref().unwrap_or("unknown")
@@ -583,7 +666,7 @@ impl SonioxStt {
             _ => format!("session {id}"),
         };
         gst::warning!(CAT, imp = self, "session {id} failed: {text}");
-        let message = match error {
+        let message = match cause {
             SessionError::Service(e) if matches!(e.code, Some(401 | 403)) => {
                 self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
             }

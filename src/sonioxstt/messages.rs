@@ -20,6 +20,8 @@ pub const FINAL_TRANSCRIPT_EVENT: &str = "rstranscribe/final-transcript";
 pub enum SessionLife {
     Connected,
     Finished,
+    Reconnecting,
+    Rotated,
 }
 
 impl SessionLife {
@@ -27,6 +29,8 @@ impl SessionLife {
         match self {
             SessionLife::Connected => "connected",
             SessionLife::Finished => "finished",
+            SessionLife::Reconnecting => "reconnecting",
+            SessionLife::Rotated => "rotated",
         }
     }
 }

@@ -31,9 +31,12 @@ const LATE_WARNING_PERIOD: Duration = Duration::from_secs(60);
 pub enum Item {
     /// A serialized event for downstream.
     Event(gst::Event),
-    /// Something a session reported. Every event carries the session's timeline.
+    /// Something a session reported, with the connection it came from (`session`, as bus
+    /// messages number them) and that connection's timeline.
     Session {
-        id: u32,
+        /// The element's session (stream of connections): what barriers wait for.
+        stream: u32,
+        session: u32,
         timeline: Arc<Mutex<Timeline>>,
         /// The session's input is live (its words have a latency to keep).
         live: bool,
@@ -55,8 +58,12 @@ pub enum Item {
 pub struct Output {
     element: glib::WeakRef<super::SonioxStt>,
     items: mpsc::Receiver<Item>,
+    /// Per connection.
     sessions: BTreeMap<u32, SessionOutput>,
+    /// Streams (element sessions) that have ended.
     ended: BTreeSet<u32>,
+    /// Word assemblers handed from a broken connection to the next one of its stream.
+    inherited: BTreeMap<u32, WordAssembler>,
     /// Sessions that must end before the deferred items go out.
     barrier: Vec<u32>,
     deferred: VecDeque<Item>,
@@ -95,6 +102,7 @@ impl Output {
             items,
             sessions: BTreeMap::new(),
             ended: BTreeSet::new(),
+            inherited: BTreeMap::new(),
             barrier: Vec::new(),
             deferred: VecDeque::new(),
             failed: false,
@@ -138,7 +146,9 @@ impl Output {
     /// Handles an item now, or defers it behind a barrier.
     fn dispatch(&mut self, imp: &SonioxStt, item: Item) -> Result<(), gst::FlowError> {
         let passes = match &item {
-            Item::Session { id, .. } => self.barrier.is_empty() || self.barrier.contains(id),
+            Item::Session { stream, .. } => {
+                self.barrier.is_empty() || self.barrier.contains(stream)
+            }
             _ => self.barrier.is_empty(),
         };
         if !passes {
@@ -154,11 +164,12 @@ impl Output {
                 Ok(())
             }
             Item::Session {
-                id,
+                stream,
+                session,
                 timeline,
                 live,
                 event,
-            } => self.session_event(imp, id, timeline, live, event),
+            } => self.session_event(imp, stream, session, timeline, live, event),
             Item::Drain { after } => {
                 self.barrier = after
                     .into_iter()
@@ -192,23 +203,30 @@ impl Output {
     fn session_event(
         &mut self,
         imp: &SonioxStt,
+        stream: u32,
         id: u32,
         timeline: Arc<Mutex<Timeline>>,
         live: bool,
         event: SessionEvent,
     ) -> Result<(), gst::FlowError> {
-        if self.ended.contains(&id) {
+        if self.ended.contains(&stream) {
             return Ok(());
         }
-        self.sessions.entry(id).or_insert_with(|| SessionOutput {
-            assembler: WordAssembler::new(),
-            timeline,
-            live,
-            discont: true,
-            final_ms: 0,
-            covered_ms: 0,
-            input_gaps: VecDeque::new(),
-        });
+        if !self.sessions.contains_key(&id) {
+            let assembler = self.inherited.remove(&stream).unwrap_or_default();
+            self.sessions.insert(
+                id,
+                SessionOutput {
+                    assembler,
+                    timeline,
+                    live,
+                    discont: true,
+                    final_ms: 0,
+                    covered_ms: 0,
+                    input_gaps: VecDeque::new(),
+                },
+            );
+        }
         match event {
             SessionEvent::Connected => {
                 gst::info!(CAT, imp = imp, "session {id} connected");
@@ -229,13 +247,31 @@ impl Output {
                 self.advance(imp, id, false);
                 Ok(())
             }
+            SessionEvent::Reconnecting {
+                error,
+                attempt,
+                delay,
+            } => {
+                // What was final is pushed; the rest comes again from the replay.
+                let out = self.session(id).assembler.break_connection();
+                self.emit(imp, id, out)?;
+                let session = self.sessions.remove(&id).expect("session output exists");
+                self.inherited.insert(stream, session.assembler);
+                imp.warn_reconnecting(id, &error, attempt, delay);
+                imp.post(messages::session(
+                    SessionLife::Reconnecting,
+                    id,
+                    &error.to_string(),
+                ));
+                Ok(())
+            }
             SessionEvent::Finished => {
                 let out = self.session(id).assembler.finish();
                 self.emit(imp, id, out)?;
                 self.advance(imp, id, true);
                 gst::info!(CAT, imp = imp, "session {id} finished");
                 imp.post(messages::session(SessionLife::Finished, id, ""));
-                self.end_session(imp, id)
+                self.end_stream(imp, stream, id)
             }
             SessionEvent::DrainTimedOut => {
                 let out = self.session(id).assembler.finish_with_interim();
@@ -247,12 +283,12 @@ impl Output {
                     id,
                     "drain timeout",
                 ));
-                self.end_session(imp, id)
+                self.end_stream(imp, stream, id)
             }
             SessionEvent::Failed(_) => {
                 // Already posted when it happened (see `SonioxStt::session_failed`).
                 self.sessions.remove(&id);
-                self.ended.insert(id);
+                self.ended.insert(stream);
                 Err(gst::FlowError::Error)
             }
         }
@@ -436,12 +472,13 @@ impl Output {
         self.sessions.get_mut(&id).expect("session output exists")
     }
 
-    /// Forgets an ended session; releases what waited for it.
-    fn end_session(&mut self, imp: &SonioxStt, id: u32) -> Result<(), gst::FlowError> {
+    /// Forgets an ended stream and its last connection; releases what waited for it.
+    fn end_stream(&mut self, imp: &SonioxStt, stream: u32, id: u32) -> Result<(), gst::FlowError> {
         self.sessions.remove(&id);
-        self.ended.insert(id);
+        self.inherited.remove(&stream);
+        self.ended.insert(stream);
         let was_waiting = !self.barrier.is_empty();
-        self.barrier.retain(|&b| b != id);
+        self.barrier.retain(|&b| b != stream);
         if was_waiting && self.barrier.is_empty() {
             for item in std::mem::take(&mut self.deferred) {
                 self.dispatch(imp, item)?;

@@ -15,6 +15,11 @@ pub const DEFAULT_LATENCY_MS: u32 = 3000;
 const DEFAULT_KEEPALIVE_MS: u32 = 5000;
 const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_PACE: f64 = 1.0;
+const DEFAULT_MAX_RECONNECTS: u32 = 5;
+/// 290 minutes: rotate before Soniox's 300-minute session limit.
+const DEFAULT_MAX_SESSION_DURATION_MS: u32 = 17_400_000;
+/// Audio kept for a replay after a reconnect, at most.
+pub const REPLAY_LIMIT: Duration = Duration::from_secs(60);
 const MAX_CLIENT_REFERENCE_ID: usize = 256;
 /// How far ahead of real time non-live audio may go at the start of a session.
 pub const PACE_BURST: Duration = Duration::from_secs(3);
@@ -47,6 +52,8 @@ pub struct Settings {
     pub drain_timeout_ms: u32,
     pub pace: f64,
     pub post_messages: bool,
+    pub max_reconnects: u32,
+    pub max_session_duration_ms: u32,
 }
 
 impl Default for Settings {
@@ -71,6 +78,8 @@ impl Default for Settings {
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
             pace: DEFAULT_PACE,
             post_messages: true,
+            max_reconnects: DEFAULT_MAX_RECONNECTS,
+            max_session_duration_ms: DEFAULT_MAX_SESSION_DURATION_MS,
         }
     }
 }
@@ -139,6 +148,10 @@ impl Settings {
 
     pub fn keepalive_interval(&self) -> Duration {
         Duration::from_millis(self.keepalive_interval_ms.into())
+    }
+
+    pub fn max_session_duration(&self) -> Duration {
+        Duration::from_millis(self.max_session_duration_ms.into())
     }
 
     pub fn drain_timeout(&self) -> Duration {
@@ -290,6 +303,20 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             19_000,
             d.keepalive_interval_ms,
         ),
+        glib::ParamSpecUInt::builder("max-reconnects")
+            .nick("Max reconnects")
+            .blurb("Reconnect attempts in a row (after transport errors, 408, 429, 5xx) before giving up with an error; 0 = never reconnect")
+            .default_value(d.max_reconnects)
+            .mutable_playing()
+            .build(),
+        ms(
+            "max-session-duration",
+            "Max session duration",
+            "When a session has carried this many ms of audio (live: of time), continue in a new one without losing words, before Soniox's 300-minute limit",
+            1000,
+            u32::MAX,
+            d.max_session_duration_ms,
+        ),
         ms(
             "drain-timeout",
             "Drain timeout",
@@ -376,6 +403,8 @@ impl Settings {
             "drain-timeout" => self.drain_timeout_ms = uint(),
             "pace" => self.pace = value.get::<f64>().expect("type checked by GObject"),
             "post-messages" => self.post_messages = boolean(),
+            "max-reconnects" => self.max_reconnects = uint(),
+            "max-session-duration" => self.max_session_duration_ms = uint(),
             other => unreachable!("unknown property {other}"),
         }
         Ok(Changed::Nothing)
@@ -403,6 +432,8 @@ impl Settings {
             "drain-timeout" => self.drain_timeout_ms.to_value(),
             "pace" => self.pace.to_value(),
             "post-messages" => self.post_messages.to_value(),
+            "max-reconnects" => self.max_reconnects.to_value(),
+            "max-session-duration" => self.max_session_duration_ms.to_value(),
             other => unreachable!("property {other} is not readable"),
         }
     }

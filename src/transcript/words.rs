@@ -123,6 +123,18 @@ impl WordAssembler {
         out
     }
 
+    /// The connection broke and a new one continues the stream, replaying what was not
+    /// final: the pending final word is complete, the non-final tail is void, and the
+    /// utterance goes on.
+    pub fn break_connection(&mut self) -> Vec<Assembled> {
+        let mut out = Vec::new();
+        self.interim.clear();
+        self.flush_word(&mut out);
+        // Its end was on the old connection's timeline.
+        self.utterance_end_ms = None;
+        out
+    }
+
     /// The session ended without finalizing its last tokens (drain timeout): the non-final
     /// tail is taken as it is.
     pub fn finish_with_interim(&mut self) -> Vec<Assembled> {
@@ -365,6 +377,30 @@ mod tests {
 
     fn texts(out: &[Assembled]) -> Vec<String> {
         words(out).into_iter().map(|w| w.0).collect()
+    }
+
+    #[test]
+    fn a_broken_connection_keeps_the_utterance_and_voids_the_tail() {
+        let mut a = WordAssembler::new();
+        let fed = a.feed(&[
+            tok(" Hello", 0, 300, true),
+            tok(",", 300, 320, true),
+            tok(" wor", 400, 600, false),
+        ]);
+        assert_eq!(texts(&fed.out), ["Hello,"]);
+        assert!(texts(&a.feed(&[tok(" big", 330, 390, true)]).out).is_empty());
+        assert_eq!(texts(&a.break_connection()), ["big"], "final, so complete");
+        assert!(!a.has_pending_word());
+        // The new connection hears the replayed audio: " wor" was void, " world" comes.
+        let out = a.feed(&[tok(" world", 0, 200, true), marker("<end>")]).out;
+        assert_eq!(texts(&out), ["world"]);
+        let Some(Assembled::Boundary { text, .. }) = out.last() else {
+            panic!("an endpoint boundary")
+        };
+        assert_eq!(
+            text, "Hello, big world",
+            "one utterance across the connections"
+        );
     }
 
     #[test]

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One WebSocket connection of a session: connect, start request, replayed audio first, then
+//! what the element queued — audio (paced for non-live input), `finalize`, input gaps, the end
+//! of audio — with keepalives, the latency promise, and everything the server says reported.
+//! It ends with `finished`, the drain timeout, an abort, or an error for the session to judge
+//! (reconnect or give up).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use once_cell::sync::Lazy;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{client_async_tls_with_config, Connector};
+
+use super::audio_queue::{AudioQueue, Chunk, Queued};
+use super::promise::Promise;
+use super::protocol::{Control, ServerMessage, ServiceError};
+use super::replay::Replay;
+use super::session::{Pacing, SessionConfig, SessionError, SessionEvent};
+use crate::transcript::timeline::Timeline;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What outlives one connection of a session.
+#[derive(Debug)]
+pub(super) struct Carry {
+    pub replay: Replay,
+    /// The end of audio was taken from the queue: a new connection ends its audio after the
+    /// replay.
+    pub ended_audio: bool,
+    /// When the drain gives up, counted from the first end of audio.
+    pub drain_deadline: Option<Instant>,
+}
+
+/// How a connection ended, when it did not end the session.
+#[derive(Debug)]
+pub(super) struct Broken {
+    pub error: SessionError,
+    /// Soniox's `final_audio_proc_ms` on this connection: replay from there.
+    pub final_ms: u64,
+}
+
+/// Reports a connection's events; false when nobody listens any more.
+pub(super) trait Report {
+    async fn report(&self, event: SessionEvent) -> bool;
+}
+
+/// Runs one connection. `Ok(Some(end))`: the session ended (finished, drain timed out);
+/// `Ok(None)`: aborted by the element; `Err`: the connection broke.
+pub(super) async fn run(
+    config: &SessionConfig,
+    queue: &AudioQueue,
+    timeline: &Arc<Mutex<Timeline>>,
+    carry: &mut Carry,
+    replayed: Vec<Chunk>,
+    reporter: &impl Report,
+) -> Result<Option<SessionEvent>, Broken> {
+    let mut final_ms = 0u64;
+    let broken = |error| Broken { error, final_ms: 0 };
+    let socket = connect(config).await.map_err(broken)?;
+    let (mut sink, mut stream) = socket.split();
+    let transport = |e: tungstenite::Error| SessionError::Transport(e.to_string());
+    sink.send(Message::text(config.start_request.to_json()))
+        .await
+        .map_err(|e| broken(transport(e)))?;
+    if !reporter.report(SessionEvent::Connected).await {
+        return Ok(None);
+    }
+    let lost = |error, final_ms| Broken { error, final_ms };
+
+    let mut pacer = config.pacing.map(Pacer::new);
+    let mut promise = Promise::new(config.latency_ms.clone());
+    // Audio sent, and audio the service said it processed: what is in between counts
+    // against the live queue's limit.
+    let mut sent_bytes = 0u64;
+    let mut processed_bytes = 0u64;
+    // The audio Soniox had not finalized when the previous connection broke goes first.
+    for chunk in replayed {
+        sent_bytes += chunk.data.len() as u64;
+        send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
+            .await
+            .map_err(|e| lost(transport(e), final_ms))?;
+    }
+    queue.set_unprocessed(sent_bytes);
+    if carry.ended_audio {
+        sink.send(Message::text(""))
+            .await
+            .map_err(|e| lost(transport(e), final_ms))?;
+    }
+    let mut last_sent = Instant::now();
+    loop {
+        let now = Instant::now();
+        let keepalive_at = last_sent + config.keepalive_interval;
+        // Pacing: the next audio may go out then (and nothing after it may overtake it).
+        let take_at = pacer
+            .as_ref()
+            .and_then(Pacer::next_due)
+            .filter(|&at| at > now);
+        let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
+        let streaming = !carry.ended_audio;
+        let drain_at = carry.drain_deadline.unwrap_or(keepalive_at);
+        let step: Result<(), SessionError> = tokio::select! {
+            biased;
+            message = stream.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let message = match ServerMessage::parse(&text) {
+                        Ok(message) => message,
+                        Err(e) => return Err(lost(SessionError::Protocol(format!("{e} in {}", excerpt(&text))), final_ms)),
+                    };
+                    if let Some(error) = message.error() {
+                        return Err(lost(SessionError::Service(error), final_ms));
+                    }
+                    if let Some(ms) = message.final_audio_proc_ms {
+                        final_ms = final_ms.max(ms);
+                        carry.replay.finalized(final_ms);
+                    }
+                    if let Some(total_ms) = message.total_audio_proc_ms {
+                        processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
+                        queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
+                    }
+                    {
+                        let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
+                        let now = std::time::Instant::now();
+                        promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
+                    }
+                    let finished = message.finished;
+                    if !reporter.report(SessionEvent::Message(message)).await {
+                        return Ok(None);
+                    }
+                    if finished {
+                        let _ = timeout(Duration::from_secs(1), sink.close()).await;
+                        return Ok(Some(SessionEvent::Finished));
+                    }
+                    Ok(())
+                }
+                Some(Ok(Message::Close(frame))) => Err(SessionError::Closed {
+                    code: frame.as_ref().map(|f| u16::from(f.code)),
+                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                }),
+                Some(Ok(_)) => Ok(()), // binary, ping, pong: nothing for us
+                Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) | None => {
+                    Err(SessionError::Closed { code: None, reason: String::new() })
+                }
+                Some(Err(e)) => Err(transport(e)),
+            },
+            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if streaming && finalize_at.is_some() => {
+                promise.finalize_sent(std::time::Instant::now());
+                sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)
+            }
+            _ = sleep_until(take_at.unwrap_or(now)), if streaming && take_at.is_some() => Ok(()), // paced
+            item = queue.pop(), if streaming && take_at.is_none() => match item {
+                Some(Queued::Audio(chunk)) => {
+                    sent_bytes += chunk.data.len() as u64;
+                    queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
+                    let sent = send_audio(&mut sink, chunk, timeline, &mut carry.replay, pacer.as_mut()).await;
+                    last_sent = Instant::now();
+                    sent.map_err(transport)
+                }
+                Some(Queued::Finalize) => {
+                    promise.finalize_sent(std::time::Instant::now());
+                    sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)
+                }
+                Some(Queued::Gap { pts, duration }) => {
+                    let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
+                    promise.hurry(after_ms);
+                    if !reporter.report(SessionEvent::InputGap { after_ms, pts, duration }).await {
+                        return Ok(None);
+                    }
+                    Ok(())
+                }
+                Some(Queued::EndOfAudio) => {
+                    carry.ended_audio = true;
+                    carry.drain_deadline.get_or_insert(Instant::now() + config.drain_timeout);
+                    sink.send(Message::text("")).await.map_err(transport)
+                }
+                None => return Ok(None),
+            },
+            _ = sleep_until(keepalive_at), if streaming => {
+                last_sent = Instant::now();
+                sink.send(Message::text(Control::Keepalive.to_json())).await.map_err(transport)
+            }
+            _ = sleep_until(drain_at), if !streaming => {
+                return Ok(Some(SessionEvent::DrainTimedOut));
+            }
+        };
+        step.map_err(|error| lost(error, final_ms))?;
+    }
+}
+
+/// Enters `chunk` in the timestamp table and the replay buffer, and sends it.
+async fn send_audio<S>(
+    sink: &mut S,
+    chunk: Chunk,
+    timeline: &Mutex<Timeline>,
+    replay: &mut Replay,
+    pacer: Option<&mut Pacer>,
+) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    if chunk.data.is_empty() {
+        return Ok(()); // an empty frame would end the session
+    }
+    let len = chunk.data.len() as u64;
+    timeline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(Some(chunk.pts), chunk.discont, len);
+    if let Some(pacer) = pacer {
+        pacer.sent(len);
+    }
+    replay.sent(&chunk);
+    sink.send(Message::Binary(chunk.data)).await?;
+    timeline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .mark_sent(std::time::Instant::now());
+    Ok(())
+}
+
+/// Limits non-live audio to `speed` × real time after the initial burst.
+struct Pacer {
+    pacing: Pacing,
+    start: Option<Instant>,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(pacing: Pacing) -> Pacer {
+        Pacer {
+            pacing,
+            start: None,
+            bytes: 0,
+        }
+    }
+
+    /// When the next audio may go out (`None`: at once, nothing was sent yet).
+    fn next_due(&self) -> Option<Instant> {
+        let start = self.start?;
+        let audio = self.bytes as f64 / self.pacing.bytes_per_second as f64;
+        let ahead = (audio - self.pacing.burst.as_secs_f64()).max(0.0);
+        Some(start + Duration::from_secs_f64(ahead / self.pacing.speed))
+    }
+
+    fn sent(&mut self, len: u64) {
+        self.start.get_or_insert_with(Instant::now);
+        self.bytes += len;
+    }
+}
+
+pub(super) async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
+    let url = &config.url;
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| SessionError::InvalidUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, config.api_key.bearer()?);
+    let host = request.uri().host().unwrap_or_default().to_string();
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if request.uri().scheme_str() == Some("ws") {
+            80
+        } else {
+            443
+        });
+    let connecting = async {
+        let tcp = open_tcp(&host, port, config.send_buffer)
+            .await
+            .map_err(tungstenite::Error::Io)?;
+        client_async_tls_with_config(request, tcp, None, Some(Connector::Rustls(TLS.clone()))).await
+    };
+    match timeout(config.connect_timeout, connecting).await {
+        Err(_) => Err(SessionError::Connect {
+            url: url.clone(),
+            reason: format!(
+                "no answer within {} s",
+                config.connect_timeout.as_secs_f32()
+            ),
+        }),
+        Ok(Err(error)) => Err(connect_error(url, &host, error)),
+        Ok(Ok((socket, _response))) => Ok(socket),
+    }
+}
+
+/// A TCP connection to `host` (first address that answers), with Nagle off and, for live
+/// audio, a bounded send buffer: what the kernel holds is audio that is already late.
+async fn open_tcp(
+    host: &str,
+    port: u16,
+    send_buffer: Option<u32>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut last_error = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(size) = send_buffer {
+            socket.set_send_buffer_size(size)?;
+        }
+        match socket.connect(address).await {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+    }))
+}
+
+fn connect_error(url: &str, host: &str, error: tungstenite::Error) -> SessionError {
+    match error {
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            let body = response.body().as_deref().map(String::from_utf8_lossy);
+            let reported = body
+                .as_deref()
+                .and_then(|b| ServerMessage::parse(b).ok()?.error());
+            SessionError::Service(reported.unwrap_or_else(|| {
+                ServiceError {
+                    code: Some(status.as_u16()),
+                    error_type: None,
+                    message: match body.as_deref().map(str::trim) {
+                        Some(text) if !text.is_empty() => excerpt(text),
+                        _ => status
+                            .canonical_reason()
+                            .unwrap_or("HTTP error")
+                            .to_string(),
+                    },
+                    request_id: None,
+                }
+            }))
+        }
+        tungstenite::Error::Io(io) => {
+            match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                Some(tls) => SessionError::Tls {
+                    host: host.to_string(),
+                    reason: tls.to_string(),
+                },
+                None => SessionError::Connect {
+                    url: url.to_string(),
+                    reason: io.to_string(),
+                },
+            }
+        }
+        tungstenite::Error::Tls(tls) => SessionError::Tls {
+            host: host.to_string(),
+            reason: tls.to_string(),
+        },
+        tungstenite::Error::Url(e) => SessionError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        },
+        other => SessionError::Connect {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// TLS with the web PKI roots and the `ring` provider (the only one this crate enables).
+static TLS: Lazy<Arc<rustls::ClientConfig>> = Lazy::new(|| {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_allows_a_burst_then_real_time() {
+        let mut pacer = Pacer::new(Pacing {
+            bytes_per_second: 32_000,
+            speed: 2.0,
+            burst: Duration::from_secs(3),
+        });
+        let now = Instant::now();
+        assert_eq!(pacer.next_due(), None);
+        pacer.sent(3 * 32_000);
+        assert!(
+            pacer.next_due().unwrap() <= now + Duration::from_millis(50),
+            "the burst goes at once"
+        );
+        pacer.sent(4 * 32_000);
+        let due = pacer.next_due().unwrap() - pacer.start.unwrap();
+        assert_eq!(
+            due,
+            Duration::from_secs(2),
+            "4 s of audio beyond the burst at 2× take 2 s"
+        );
+    }
+}

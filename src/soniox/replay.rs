@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The audio a session sent that Soniox has not finalized yet, kept for a reconnect.
+//!
+//! When a connection fails, the words of its unfinalized audio are not lost: the next
+//! connection first receives that audio again (from `final_audio_proc_ms` on, cut on a sample
+//! frame boundary), then the audio that queued meanwhile. Each replayed chunk keeps its input
+//! timestamp, so the new connection's timestamp table maps its own timeline onto the input's
+//! and no word moves. The buffer is bounded: beyond the limit the oldest audio is forgotten
+//! (its words would be lost by a reconnect, which is reported).
+
+use std::collections::VecDeque;
+
+use super::audio_queue::Chunk;
+
+#[derive(Debug)]
+pub struct Replay {
+    /// Chunks sent on the current connection, each with its start offset in that connection.
+    chunks: VecDeque<(u64, Chunk)>,
+    /// Bytes sent on the current connection.
+    sent: u64,
+    held: u64,
+    limit_bytes: u64,
+    frame_bytes: u64,
+    bytes_per_second: u64,
+    /// Bytes forgotten because of the limit, over the buffer's life.
+    overflowed: u64,
+}
+
+impl Replay {
+    pub fn new(limit_bytes: u64, frame_bytes: u64, bytes_per_second: u64) -> Replay {
+        assert!(
+            frame_bytes > 0 && bytes_per_second > 0,
+            "audio has a format"
+        );
+        Replay {
+            chunks: VecDeque::new(),
+            sent: 0,
+            held: 0,
+            limit_bytes,
+            frame_bytes,
+            bytes_per_second,
+            overflowed: 0,
+        }
+    }
+
+    /// `chunk` went out on the current connection.
+    pub fn sent(&mut self, chunk: &Chunk) {
+        let len = chunk.data.len() as u64;
+        self.chunks.push_back((self.sent, chunk.clone()));
+        self.sent += len;
+        self.held += len;
+        while self.held > self.limit_bytes && self.chunks.len() > 1 {
+            let (_, oldest) = self.chunks.pop_front().expect("more than one chunk");
+            let len = oldest.data.len() as u64;
+            self.held -= len;
+            self.overflowed += len;
+        }
+    }
+
+    /// Soniox finalized the current connection's audio up to `ms`: that needs no replay.
+    pub fn finalized(&mut self, ms: u64) {
+        let offset = self.offset(ms);
+        while let Some((start, chunk)) = self.chunks.front() {
+            if start + chunk.data.len() as u64 > offset {
+                break;
+            }
+            self.held -= chunk.data.len() as u64;
+            self.chunks.pop_front();
+        }
+    }
+
+    /// What the next connection must receive first: the audio from `final_ms` on (the
+    /// current connection's time). Starts the count for the next connection.
+    pub fn take(&mut self, final_ms: u64) -> Vec<Chunk> {
+        let from = self.offset(final_ms);
+        let mut out = Vec::new();
+        for (start, chunk) in self.chunks.drain(..) {
+            let end = start + chunk.data.len() as u64;
+            if end <= from {
+                continue;
+            }
+            let skip = from.saturating_sub(start);
+            out.push(Chunk {
+                pts: chunk.pts + ns(skip, self.bytes_per_second),
+                discont: chunk.discont || skip > 0,
+                data: chunk.data.slice(skip as usize..),
+            });
+        }
+        if let Some(first) = out.first_mut() {
+            first.discont = true;
+        }
+        self.sent = 0;
+        self.held = 0;
+        out
+    }
+
+    /// Audio held for replay, in bytes.
+    pub fn held_bytes(&self) -> u64 {
+        self.held
+    }
+
+    /// Audio forgotten because of the limit, in bytes.
+    pub fn overflowed_bytes(&self) -> u64 {
+        self.overflowed
+    }
+
+    /// The byte offset of `ms` on the current connection, on a frame boundary.
+    fn offset(&self, ms: u64) -> u64 {
+        let bytes = (ms as u128 * self.bytes_per_second as u128 / 1000) as u64;
+        bytes - bytes % self.frame_bytes
+    }
+}
+
+fn ns(bytes: u64, bytes_per_second: u64) -> u64 {
+    (bytes as u128 * 1_000_000_000 / bytes_per_second as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const BPS: u64 = 32_000;
+    const MS: u64 = 1_000_000;
+
+    fn chunk(pts_ms: u64, ms: u64) -> Chunk {
+        let data: Vec<u8> = (0..BPS * ms / 1000).map(|i| i as u8).collect();
+        Chunk {
+            pts: pts_ms * MS,
+            discont: false,
+            data: Bytes::from(data),
+        }
+    }
+
+    #[test]
+    fn replay_starts_at_the_finalized_audio_cut_on_a_frame() {
+        let mut replay = Replay::new(60 * BPS, 2, BPS);
+        for i in 0..10 {
+            replay.sent(&chunk(5000 + i * 100, 100));
+        }
+        replay.finalized(420);
+        assert_eq!(
+            replay.held_bytes(),
+            6 * 3200,
+            "chunks before 400 ms are gone"
+        );
+        let again = replay.take(433);
+        assert_eq!(again.len(), 6);
+        // 433 ms = 13856 bytes, inside the chunk starting at 400 ms (12800): 1056 bytes in.
+        assert_eq!(again[0].pts, 5433 * MS);
+        assert_eq!(again[0].data.len(), 3200 - 1056);
+        assert_eq!(again[0].data[0], (1056 % 256) as u8);
+        assert!(again[0].discont, "the replay starts a new anchor");
+        assert_eq!(again[1].pts, 5500 * MS);
+        assert!(!again[1].discont);
+        assert_eq!(
+            replay.held_bytes(),
+            0,
+            "counting starts again for the next connection"
+        );
+    }
+
+    #[test]
+    fn odd_offsets_are_cut_on_whole_frames() {
+        let mut replay = Replay::new(60 * 8000 * 4, 4, 8000 * 4); // 8 kHz F32
+        replay.sent(&Chunk {
+            pts: 0,
+            discont: false,
+            data: Bytes::from(vec![0u8; 3200]),
+        });
+        let again = replay.take(3); // 96 bytes: a whole number of 4-byte frames
+        assert_eq!(again[0].data.len() % 4, 0);
+        assert_eq!(again[0].data.len(), 3200 - 96);
+        assert_eq!(again[0].pts, 3 * MS);
+    }
+
+    #[test]
+    fn the_buffer_is_bounded() {
+        let mut replay = Replay::new(BPS, 2, BPS); // 1 s
+        for i in 0..15 {
+            replay.sent(&chunk(i * 100, 100));
+        }
+        assert_eq!(replay.held_bytes(), BPS);
+        assert_eq!(replay.overflowed_bytes(), 5 * 3200);
+        let again = replay.take(0);
+        assert_eq!(
+            again[0].pts,
+            500 * MS,
+            "the oldest half second was forgotten"
+        );
+    }
+}
