@@ -1,16 +1,21 @@
 //! Server configuration.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::faults::Fault;
 use crate::script::Script;
 
 /// How the stand-in behaves. Build with [`MockConfig::new`] and adjust fields.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MockConfig {
     /// The one valid API key.
     pub api_key: String,
-    /// What every session "recognizes" (replayed from 0 ms on each session's timeline).
+    /// What the client's audio stream "says", in ms from the start of the stream. A session
+    /// plays it from its stream position (see [`MockConfig::reference_audio`] and
+    /// [`MockConfig::timecoded`]; without either, from 0 ms on every session), with token times
+    /// counted from the session's first audio byte.
     pub script: Script,
     /// A word turns final once `received_ms >= end_ms + lag`; `None`: only endpoints,
     /// finalize and end of audio make finals. Default `Some(500)`: the protocol document's
@@ -33,6 +38,44 @@ pub struct MockConfig {
     /// `SO_RCVBUF` for accepted sockets. `None`: the system default, or 4 KiB when any
     /// [`Fault::StallReadingAt`] is configured (so a stall backs up the client quickly).
     pub recv_buffer_size: Option<u32>,
+    /// The client's whole input audio, in the format its sessions declare (e.g. the `data`
+    /// chunk of the bundled sample WAV, see [`crate::wav_data`]). Each session's first audio is
+    /// searched in it to find the session's stream position, and the script plays from there
+    /// (words starting before it are never said). Not found: from 0 ms
+    /// ([`crate::StreamPosition::NotFound`]). Result messages wait until the position is known.
+    pub reference_audio: Option<Arc<Vec<u8>>>,
+    /// Sessions send [`crate::timecoded_s16le`] audio (`pcm_s16le` mono): the stream position
+    /// is read from the first complete frame header. Takes precedence over `reference_audio`.
+    pub timecoded: bool,
+    /// Keep every audio byte in `SessionRecord::audio` (default `true`). `false` (long runs):
+    /// only `SessionRecord::audio_len` counts them, and `events` and `sent` keep only their
+    /// first and latest entries (see `SessionRecord::events_dropped`), so the stand-in's memory
+    /// does not grow with the length of a session.
+    pub keep_audio: bool,
+}
+
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("api_key", &self.api_key)
+            .field("script_words", &self.script.words().count())
+            .field("auto_final_lag_ms", &self.auto_final_lag_ms)
+            .field("endpoints", &self.endpoints)
+            .field("endpoint_silence_ms", &self.endpoint_silence_ms)
+            .field("response_interval_ms", &self.response_interval_ms)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("reject_handshake_status", &self.reject_handshake_status)
+            .field("session_faults", &self.session_faults)
+            .field("default_faults", &self.default_faults)
+            .field("recv_buffer_size", &self.recv_buffer_size)
+            .field(
+                "reference_audio_bytes",
+                &self.reference_audio.as_ref().map(|a| a.len()),
+            )
+            .field("timecoded", &self.timecoded)
+            .field("keep_audio", &self.keep_audio)
+            .finish()
+    }
 }
 
 impl MockConfig {
@@ -49,6 +92,9 @@ impl MockConfig {
             session_faults: Vec::new(),
             default_faults: Vec::new(),
             recv_buffer_size: None,
+            reference_audio: None,
+            timecoded: false,
+            keep_audio: true,
         }
     }
 

@@ -5,6 +5,10 @@
 //! received word as a single guess piece (first half of its letters) spanning
 //! `[start_ms, received_ms]`. Words turn final as whole words, each exactly once: by the
 //! automatic lag, by an endpoint (`<end>`), by `finalize` (`<fin>`) or by the end-of-audio drain.
+//!
+//! The cost of a result does not grow with the script's length (hours of words): words before
+//! `first_pending` are final, utterances before `first_open` are done, and for scripts in
+//! timeline order (as [`Script::parse`] enforces) words that have not started are not visited.
 
 use crate::protocol::{ResultMessage, Token, END_TOKEN, FIN_TOKEN};
 use crate::script::Script;
@@ -46,6 +50,12 @@ pub(crate) struct Engine {
     utterances: Vec<UtteranceState>,
     options: EngineOptions,
     final_ms: u64,
+    /// Words are sorted by `start_ms` (then so are utterances by their first word).
+    ordered: bool,
+    /// Every word before this index is final.
+    first_pending: usize,
+    /// Every utterance before this index is done: all words final, `<end>` sent or not due.
+    first_open: usize,
 }
 
 impl Engine {
@@ -74,17 +84,60 @@ impl Engine {
                 });
             }
         }
+        let ordered = words.windows(2).all(|w| w[0].start_ms <= w[1].start_ms);
         Engine {
             words,
             utterances,
             options,
             final_ms: 0,
+            ordered,
+            first_pending: 0,
+            first_open: 0,
+        }
+    }
+
+    /// Indices of the utterances that may change at `received_ms`.
+    fn live_utterances(&self, received_ms: u64) -> std::ops::Range<usize> {
+        let open = &self.utterances[self.first_open..];
+        let end = if self.ordered {
+            open.partition_point(|u| self.words[u.words.start].start_ms <= received_ms)
+        } else {
+            open.len()
+        };
+        self.first_open..self.first_open + end
+    }
+
+    /// Indices of the words that may be started and not final at `received_ms` (filter with
+    /// `start_ms < received_ms`).
+    fn live_words(&self, received_ms: u64) -> std::ops::Range<usize> {
+        let pending = &self.words[self.first_pending..];
+        let end = if self.ordered {
+            pending.partition_point(|w| w.start_ms < received_ms)
+        } else {
+            pending.len()
+        };
+        self.first_pending..self.first_pending + end
+    }
+
+    /// Moves the cursors past final words and done utterances.
+    fn advance_cursors(&mut self) {
+        while self
+            .words
+            .get(self.first_pending)
+            .is_some_and(|w| w.is_final)
+        {
+            self.first_pending += 1;
+        }
+        while self.utterances.get(self.first_open).is_some_and(|u| {
+            u.words.end <= self.first_pending && (u.endpoint_done || !self.options.endpoints)
+        }) {
+            self.first_open += 1;
         }
     }
 
     /// Whether an utterance's endpoint has become due (the session then answers at once).
     pub fn endpoint_due(&self, received_ms: u64) -> bool {
-        self.utterances
+        self.utterances[self.live_utterances(received_ms)]
             .iter()
             .any(|u| self.endpoint_reached(u, received_ms))
     }
@@ -102,7 +155,7 @@ impl Engine {
     pub fn tick(&mut self, received_ms: u64) -> ResultMessage {
         let mut tokens = Vec::new();
         let mut endpoint = false;
-        for u in 0..self.utterances.len() {
+        for u in self.live_utterances(received_ms) {
             let reached = self.endpoint_reached(&self.utterances[u], received_ms);
             for i in self.utterances[u].words.clone() {
                 let lag_passed = self
@@ -126,6 +179,7 @@ impl Engine {
         } else {
             self.final_ms
         };
+        self.advance_cursors();
         self.advance_final(bound, received_ms);
         tokens.extend(self.tail(received_ms));
         self.message(tokens, received_ms)
@@ -135,11 +189,16 @@ impl Engine {
     pub fn finalize(&mut self, received_ms: u64) -> ResultMessage {
         let mut tokens = self.finalize_started(received_ms);
         tokens.push(Token::special(FIN_TOKEN));
-        for u in &mut self.utterances {
-            if self.words[u.words.clone()].iter().all(|w| w.is_final) {
-                u.endpoint_done = true;
+        for u in self.live_utterances(received_ms) {
+            let utterance = &mut self.utterances[u];
+            if self.words[utterance.words.clone()]
+                .iter()
+                .all(|w| w.is_final)
+            {
+                utterance.endpoint_done = true;
             }
         }
+        self.advance_cursors();
         self.message(tokens, received_ms)
     }
 
@@ -153,11 +212,12 @@ impl Engine {
 
     fn finalize_started(&mut self, received_ms: u64) -> Vec<Token> {
         let mut tokens = Vec::new();
-        for i in 0..self.words.len() {
+        for i in self.live_words(received_ms) {
             if !self.words[i].is_final && self.words[i].start_ms < received_ms {
                 self.make_final(i, &mut tokens);
             }
         }
+        self.advance_cursors();
         self.advance_final(received_ms, received_ms);
         tokens
     }
@@ -173,8 +233,7 @@ impl Engine {
     /// Moves `final_audio_proc_ms` up to `bound`, but not past a started word that is still
     /// non-final; never down.
     fn advance_final(&mut self, bound: u64, received_ms: u64) {
-        let pending = self
-            .words
+        let pending = self.words[self.live_words(received_ms)]
             .iter()
             .filter(|w| !w.is_final && w.start_ms < received_ms)
             .map(|w| w.start_ms)
@@ -185,8 +244,7 @@ impl Engine {
 
     fn tail(&self, received_ms: u64) -> Vec<Token> {
         let mut tokens = Vec::new();
-        for word in self
-            .words
+        for word in self.words[self.live_words(received_ms)]
             .iter()
             .filter(|w| !w.is_final && w.start_ms < received_ms)
         {
@@ -394,6 +452,45 @@ mod tests {
         let m = e.finalize(2800);
         assert_eq!(texts(&m, true), [" Bye", "<fin>"]);
         assert!(!e.endpoint_due(5000));
+    }
+
+    #[test]
+    fn scripts_out_of_timeline_order_still_play_every_word() {
+        // Built by hand (Script::parse would refuse it): the later utterance comes first.
+        let parsed = script();
+        let unordered = Script {
+            utterances: vec![parsed.utterances[1].clone(), parsed.utterances[0].clone()],
+        };
+        let mut e = Engine::new(
+            &unordered,
+            EngineOptions {
+                endpoints: true,
+                ..options()
+            },
+        );
+        assert!(!e.ordered);
+        let m = e.tick(2400);
+        assert_eq!(
+            texts(&m, true),
+            [" He", "llo", ",", " GStr", "eamer", " wo", "rld", ".", "<end>"]
+        );
+        let m = e.tick(3400);
+        assert_eq!(texts(&m, true), ["Bye", "<end>"]);
+        assert!(e.tick(5000).tokens.is_empty());
+    }
+
+    #[test]
+    fn long_scripts_cost_only_their_live_words() {
+        let long = Script::repeating(&script(), 3000, 3_600_000);
+        let mut e = Engine::new(&long, options());
+        let mut finals = 0;
+        for step in 1..=30_010u64 {
+            let m = e.tick(step * 120);
+            finals += m.tokens.iter().filter(|t| t.is_final).count();
+        }
+        assert_eq!(finals, 1200 * 9);
+        assert_eq!(e.first_pending, e.words.len());
+        assert_eq!(e.first_open, e.utterances.len());
     }
 
     #[test]

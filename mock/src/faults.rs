@@ -4,8 +4,9 @@ use std::time::Duration;
 
 /// A misbehaviour the stand-in plays on a connection (see `MockConfig::session_faults`).
 ///
-/// `audio_ms` thresholds are on the session's audio timeline; they are checked right after the
-/// start request (so `0` fires at once) and after every audio frame. Each fault fires once.
+/// `audio_ms` thresholds are on the session's own audio timeline (ms of audio received on that
+/// connection, whatever its stream position); they are checked right after the start request
+/// (so `0` fires at once) and after every audio frame. Each fault fires once per connection.
 /// The enum is `#[non_exhaustive]`: more faults may be added without breaking users.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -64,6 +65,38 @@ impl Fault {
             "limit_exceeded",
             "Your organization has exceeded max number of concurrent requests.",
         )
+    }
+
+    /// 429 `limit_exceeded` once `audio_ms` of audio arrived (request-rate limit).
+    pub fn rate_limited_at(audio_ms: u64) -> Fault {
+        Fault::error_at(
+            audio_ms,
+            429,
+            "limit_exceeded",
+            "Rate limit for your organization has been exceeded.",
+        )
+    }
+
+    /// 408 `request_timeout` "Request timeout." once `audio_ms` of audio arrived.
+    pub fn request_timeout_at(audio_ms: u64) -> Fault {
+        Fault::error_at(audio_ms, 408, "request_timeout", "Request timeout.")
+    }
+
+    /// 500 `internal_error` once `audio_ms` of audio arrived.
+    pub fn internal_error_at(audio_ms: u64) -> Fault {
+        Fault::error_at(
+            audio_ms,
+            500,
+            "internal_error",
+            "The server had an error processing your request.",
+        )
+    }
+
+    /// 502 once `audio_ms` of audio arrived. Not in Soniox's documented error list (a gateway
+    /// failure in front of the service); the `error_type` is the generic 5xx one,
+    /// `internal_error` (UNCONFIRMED). Clients should treat it like 500.
+    pub fn bad_gateway_at(audio_ms: u64) -> Fault {
+        Fault::error_at(audio_ms, 502, "internal_error", "Bad gateway.")
     }
 
     /// The audio position at which a timeline fault fires.

@@ -7,6 +7,17 @@
 //! error JSON for everything Soniox would reject. [`Fault`]s inject failures per connection;
 //! every connection is recorded in a [`SessionRecord`].
 //!
+//! Reconnects and session rotation: with [`MockConfig::reference_audio`] or
+//! [`MockConfig::timecoded`] ([`timecoded_s16le`] audio) each session finds where its audio
+//! sits in the client's stream ([`StreamPosition`]) and plays the script from there, with token
+//! times counted from the session's first audio byte, as Soniox does. Without either, every
+//! session plays the script from 0 ms.
+//!
+//! [`MockServer::start_tls`] serves `wss://localhost:PORT/...` with a fresh self-signed
+//! certificate (untrusted unless a client adds [`MockServer::certificate_der`]).
+//! [`MockConfig::keep_audio`] `= false` keeps the records small for hours-long runs;
+//! [`Script::repeating`] builds long scripts.
+//!
 //! ```no_run
 //! use soniox_mock::{MockConfig, MockServer, Script};
 //!
@@ -23,12 +34,14 @@ mod engine;
 mod faults;
 mod handshake;
 mod languages;
+mod position;
 mod protocol;
 mod record;
 mod script;
 mod server;
 mod session;
 mod start_request;
+mod tls;
 mod tokenize;
 
 #[cfg(test)]
@@ -36,6 +49,12 @@ mod tests;
 
 pub use config::MockConfig;
 pub use faults::Fault;
-pub use record::{ClientEvent, ClientEventKind, SessionEnd, SessionRecord};
+pub use position::{
+    timecode_offset_ms, timecoded_s16le, wav_data, StreamPosition, AMBIGUITY_LIMIT_MS,
+    REFERENCE_PROBE_BYTES,
+};
+pub use record::{
+    ClientEvent, ClientEventKind, SessionEnd, SessionRecord, KEPT_FIRST, KEPT_LATEST,
+};
 pub use script::{Script, ScriptWord, Utterance};
 pub use server::MockServer;

@@ -61,6 +61,16 @@ impl ResultMessage {
         }
     }
 
+    /// Just `<fin>` (a `finalize` when nothing was heard).
+    pub fn fin_only(audio_ms: u64) -> ResultMessage {
+        ResultMessage {
+            tokens: vec![Token::special(FIN_TOKEN)],
+            final_audio_proc_ms: audio_ms,
+            total_audio_proc_ms: audio_ms,
+            finished: None,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("result message serializes")
     }

@@ -5,6 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::position::StreamPosition;
+
+/// With `MockConfig::keep_audio == false`, `events` and `sent` keep their first
+/// `KEPT_FIRST` entries and at least the latest `KEPT_LATEST`.
+pub const KEPT_FIRST: usize = 64;
+/// See [`KEPT_FIRST`].
+pub const KEPT_LATEST: usize = 256;
+
 /// One connection (= one session).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SessionRecord {
@@ -20,14 +28,28 @@ pub struct SessionRecord {
     pub start_request_raw: Option<String>,
     /// The start request, if it was JSON.
     pub start_request: Option<Value>,
-    /// Every audio byte received after the start request, concatenated.
+    /// Every audio byte received after the start request, concatenated (empty with
+    /// `MockConfig::keep_audio == false`).
     pub audio: Vec<u8>,
-    /// Every client frame, in order.
+    /// How many audio bytes were received after the start request (also with
+    /// `keep_audio == false`).
+    pub audio_len: u64,
+    /// Every client frame, in order (with `keep_audio == false`: the first [`KEPT_FIRST`] and
+    /// at least the latest [`KEPT_LATEST`]).
     pub events: Vec<ClientEvent>,
-    /// Every JSON message the server sent, in order.
+    /// Events left out of `events` (only with `keep_audio == false`).
+    pub events_dropped: u64,
+    /// Every JSON message the server sent, in order (capped like `events`).
     pub sent: Vec<Value>,
+    /// Messages left out of `sent` (only with `keep_audio == false`).
+    pub sent_dropped: u64,
     /// How the session ended; `None` while it runs.
     pub end: Option<SessionEnd>,
+    /// Where the session's audio sits in the client's stream (reference audio / timecodes).
+    pub position: StreamPosition,
+    /// `position.offset_ms()`: the stream position of the session's first audio byte, once
+    /// located. The session plays the script's words that start at or after it.
+    pub stream_offset_ms: Option<u64>,
 }
 
 /// A frame from the client.
@@ -115,18 +137,76 @@ impl SessionRecord {
     pub fn count_events(&self, pred: impl Fn(&ClientEventKind) -> bool) -> usize {
         self.events.iter().filter(|e| pred(&e.kind)).count()
     }
+
+    pub(crate) fn push_event(&mut self, event: ClientEvent, capped: bool) {
+        push_capped(&mut self.events, event, &mut self.events_dropped, capped);
+    }
+
+    pub(crate) fn push_sent(&mut self, message: Value, capped: bool) {
+        push_capped(&mut self.sent, message, &mut self.sent_dropped, capped);
+    }
+
+    pub(crate) fn set_position(&mut self, position: StreamPosition) {
+        self.stream_offset_ms = position.offset_ms();
+        self.position = position;
+    }
+}
+
+/// Appends; when capped, drops the oldest entries after the first [`KEPT_FIRST`] in batches
+/// (amortized O(1)).
+fn push_capped<T>(items: &mut Vec<T>, item: T, dropped: &mut u64, capped: bool) {
+    items.push(item);
+    if capped && items.len() >= KEPT_FIRST + 2 * KEPT_LATEST {
+        items.drain(KEPT_FIRST..KEPT_FIRST + KEPT_LATEST);
+        *dropped += KEPT_LATEST as u64;
+    }
 }
 
 /// The records of all connections, guarded and observable.
 #[derive(Default)]
 pub(crate) struct Shared {
     sessions: Mutex<Vec<SessionRecord>>,
+    /// TLS handshakes that failed (counted before any upgrade, so without a record).
+    tls_failures: Mutex<usize>,
     changed: Condvar,
+    tls_changed: Condvar,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Vec<SessionRecord>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_tls(&self) -> MutexGuard<'_, usize> {
+        self.tls_failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn tls_failed(&self) {
+        *self.lock_tls() += 1;
+        self.tls_changed.notify_all();
+    }
+
+    pub fn tls_failures(&self) -> usize {
+        *self.lock_tls()
+    }
+
+    pub fn wait_for_tls_failures(&self, timeout: Duration, count: usize) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut failures = self.lock_tls();
+        loop {
+            if *failures >= count {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            failures = self
+                .tls_changed
+                .wait_timeout(failures, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Adds a record for a new connection; returns its index.

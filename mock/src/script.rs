@@ -146,6 +146,76 @@ impl Script {
         Script { utterances: out }
     }
 
+    /// What a session whose first audio byte is `offset_ms` into the stream hears: the words
+    /// that start at or after `offset_ms`, with times counted from `offset_ms`. Utterances left
+    /// without words are dropped; speakers are kept. `starting_at(0)` is the script itself.
+    pub fn starting_at(&self, offset_ms: u64) -> Script {
+        let utterances = self
+            .utterances
+            .iter()
+            .filter_map(|u| {
+                let words: Vec<ScriptWord> = u
+                    .words
+                    .iter()
+                    .filter(|w| w.start_ms >= offset_ms)
+                    .map(|w| ScriptWord {
+                        text: w.text.clone(),
+                        start_ms: w.start_ms - offset_ms,
+                        end_ms: w.end_ms.max(w.start_ms) - offset_ms,
+                    })
+                    .collect();
+                (!words.is_empty()).then(|| Utterance {
+                    speaker: u.speaker.clone(),
+                    words,
+                })
+            })
+            .collect();
+        Script { utterances }
+    }
+
+    /// `unit` again and again, every `period_ms`, for a stream of `total_ms`: copy `k` is
+    /// `unit` shifted by `k * period_ms`; words that would end after `total_ms` are left out.
+    /// Cheap to build for hours of audio (e.g. the sample script every 20 s for 2 h).
+    ///
+    /// Panics if `period_ms` is 0 or a word of `unit` ends after `period_ms` (copies would
+    /// overlap).
+    pub fn repeating(unit: &Script, period_ms: u64, total_ms: u64) -> Script {
+        assert!(period_ms > 0, "Script::repeating: period_ms must be > 0");
+        let unit_end = unit.words().map(|w| w.end_ms.max(w.start_ms)).max();
+        assert!(
+            unit_end.is_none_or(|end| end <= period_ms),
+            "Script::repeating: the unit ends at {} ms, after the period of {period_ms} ms",
+            unit_end.unwrap_or_default()
+        );
+        let mut utterances = Vec::new();
+        if unit_end.is_none() {
+            return Script { utterances };
+        }
+        let mut shift = 0u64;
+        while shift < total_ms {
+            for u in &unit.utterances {
+                let words: Vec<ScriptWord> = u
+                    .words
+                    .iter()
+                    .map(|w| ScriptWord {
+                        text: w.text.clone(),
+                        start_ms: w.start_ms + shift,
+                        end_ms: w.end_ms.max(w.start_ms) + shift,
+                    })
+                    .filter(|w| w.end_ms <= total_ms)
+                    .collect();
+                if !words.is_empty() {
+                    utterances.push(Utterance {
+                        speaker: u.speaker.clone(),
+                        words,
+                    });
+                }
+            }
+            shift += period_ms;
+        }
+        Script { utterances }
+    }
+
     /// All words of all utterances, in order.
     pub fn words(&self) -> impl Iterator<Item = &ScriptWord> {
         self.utterances.iter().flat_map(|u| u.words.iter())
@@ -284,6 +354,71 @@ speaker 2
         assert_eq!(script.transcript(), "ab abcd ab x");
         assert_eq!(script.utterances[1].words[0].start_ms, 2000);
         assert_eq!(script.utterances[1].words[0].end_ms, 2100);
+    }
+
+    #[test]
+    fn starting_at_keeps_later_words_on_the_new_timeline() {
+        let script = Script::parse(SAMPLE).unwrap();
+        assert_eq!(script.starting_at(0), script);
+        let later = script.starting_at(650);
+        assert_eq!(later.transcript(), "GStreamer world. Bye");
+        assert_eq!(later.utterances.len(), 2);
+        assert_eq!(later.utterances[1].speaker.as_deref(), Some("2"));
+        assert_eq!(
+            later.utterances[0].words[0],
+            ScriptWord {
+                text: "GStreamer".into(),
+                start_ms: 0,
+                end_ms: 550
+            }
+        );
+        // A word that started before the offset is never said, even if it ends after it.
+        let later = script.starting_at(651);
+        assert_eq!(later.transcript(), "world. Bye");
+        assert_eq!(later.utterances[0].words[0].start_ms, 599);
+        let last = script.starting_at(2000);
+        assert_eq!(last.utterances.len(), 1);
+        assert_eq!(last.utterances[0].words[0].start_ms, 600);
+        assert!(script.starting_at(2601).utterances.is_empty());
+    }
+
+    #[test]
+    fn repeating_copies_the_unit_every_period() {
+        let unit = Script::parse(SAMPLE).unwrap();
+        let long = Script::repeating(&unit, 3000, 10_000);
+        // Copies at 0, 3000, 6000, 9000; the last keeps only words ending by 10 000 ms.
+        assert_eq!(long.utterances.len(), 7);
+        assert_eq!(long.words().count(), 4 * 3 + 1);
+        let starts: Vec<u64> = long
+            .utterances
+            .iter()
+            .map(|u| u.words[0].start_ms)
+            .collect();
+        assert_eq!(starts, [200, 2600, 3200, 5600, 6200, 8600, 9200]);
+        assert_eq!(long.utterances[6].words.len(), 1);
+        assert_eq!(long.utterances[6].words[0].end_ms, 9600);
+        assert_eq!(long.utterances[5].speaker.as_deref(), Some("2"));
+        // Round trip through the file format: in timeline order, no overlaps.
+        let text: String = long
+            .words()
+            .map(|w| format!("{} {} {}\n", w.start_ms, w.end_ms, w.text))
+            .collect();
+        assert_eq!(
+            Script::parse(&text).unwrap().transcript(),
+            long.transcript()
+        );
+        // Two hours of the sample-sized unit stay cheap.
+        let hours = Script::repeating(&unit, 20_000, 2 * 3600 * 1000);
+        assert_eq!(hours.words().count(), 360 * 4);
+        assert!(Script::repeating(&Script::default(), 1000, 5000)
+            .utterances
+            .is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "after the period")]
+    fn repeating_refuses_overlapping_copies() {
+        Script::repeating(&Script::parse(SAMPLE).unwrap(), 2000, 10_000);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! The server handle: its own thread and tokio runtime, the accept loop, shutdown on drop.
+//! Plain `ws://` or, with [`MockServer::start_tls`], `wss://` with a self-signed certificate.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -6,16 +7,19 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 use crate::config::MockConfig;
 use crate::handshake::{self, PATH};
 use crate::record::{SessionRecord, Shared};
 use crate::session::{self, SessionContext};
+use crate::tls::{self, TlsIdentity};
 
-/// How long a client may take to send its upgrade request.
+/// How long a client may take for the TLS handshake and its upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running stand-in server on 127.0.0.1. Dropping it stops the server and closes every socket.
@@ -24,6 +28,8 @@ pub struct MockServer {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The certificate of a TLS server (DER, PEM).
+    certificate: Option<(Vec<u8>, String)>,
 }
 
 impl MockServer {
@@ -37,19 +43,48 @@ impl MockServer {
 
     /// Like [`MockServer::start`] on the given port (0 = any free port).
     pub fn start_on(config: MockConfig, port: u16) -> io::Result<MockServer> {
+        MockServer::launch(config, port, None)
+    }
+
+    /// Like [`MockServer::start`], but serving `wss://localhost:PORT/transcribe-websocket`
+    /// (still bound to 127.0.0.1) with a freshly generated self-signed certificate for
+    /// `localhost`. Clients that trust only the usual roots fail the handshake with an
+    /// unknown-issuer certificate error; clients that add [`MockServer::certificate_der`] (or
+    /// [`MockServer::certificate_pem`]) to their roots connect.
+    ///
+    /// Panics if the socket cannot be bound or the certificate cannot be made.
+    pub fn start_tls(config: MockConfig) -> MockServer {
+        MockServer::start_tls_on(config, 0).expect("soniox-mock: cannot start the TLS server")
+    }
+
+    /// Like [`MockServer::start_tls`] on the given port (0 = any free port).
+    pub fn start_tls_on(config: MockConfig, port: u16) -> io::Result<MockServer> {
+        MockServer::launch(config, port, Some(tls::self_signed()?))
+    }
+
+    fn launch(
+        config: MockConfig,
+        port: u16,
+        identity: Option<TlsIdentity>,
+    ) -> io::Result<MockServer> {
         let shared = Arc::new(Shared::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let thread_shared = Arc::clone(&shared);
+        let certificate = identity
+            .as_ref()
+            .map(|i| (i.cert_der.clone(), i.cert_pem.clone()));
+        let acceptor = identity.map(|i| i.acceptor);
         let thread = std::thread::Builder::new()
             .name(format!("soniox-mock:{port}"))
-            .spawn(move || serve(config, port, thread_shared, ready_tx, stop_rx))?;
+            .spawn(move || serve(config, port, acceptor, thread_shared, ready_tx, stop_rx))?;
         match ready_rx.recv() {
             Ok(Ok(port)) => Ok(MockServer {
                 port,
                 shared,
                 stop: Some(stop_tx),
                 thread: Some(thread),
+                certificate,
             }),
             Ok(Err(error)) => {
                 let _ = thread.join();
@@ -64,9 +99,41 @@ impl MockServer {
         }
     }
 
-    /// `ws://127.0.0.1:PORT/transcribe-websocket`
+    /// `ws://127.0.0.1:PORT/transcribe-websocket`, or for a TLS server
+    /// `wss://localhost:PORT/transcribe-websocket`.
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}{PATH}", self.port)
+        if self.is_tls() {
+            format!("wss://{}:{}{PATH}", tls::HOST, self.port)
+        } else {
+            format!("ws://127.0.0.1:{}{PATH}", self.port)
+        }
+    }
+
+    /// Whether this server speaks TLS ([`MockServer::start_tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.certificate.is_some()
+    }
+
+    /// The TLS server's self-signed certificate (DER), to trust it in a client.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.certificate.as_ref().map(|(der, _)| der.as_slice())
+    }
+
+    /// The TLS server's self-signed certificate (PEM).
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|(_, pem)| pem.as_str())
+    }
+
+    /// TLS handshakes that failed so far (e.g. the client refused the certificate). Such
+    /// connections never reach the upgrade, so they have no [`SessionRecord`].
+    pub fn tls_handshake_failures(&self) -> usize {
+        self.shared.tls_failures()
+    }
+
+    /// Blocks until at least `count` TLS handshakes failed or `timeout` passes; returns whether
+    /// they did.
+    pub fn wait_for_tls_handshake_failures(&self, timeout: Duration, count: usize) -> bool {
+        self.shared.wait_for_tls_failures(timeout, count)
     }
 
     pub fn port(&self) -> u16 {
@@ -103,6 +170,7 @@ impl Drop for MockServer {
 fn serve(
     config: MockConfig,
     port: u16,
+    acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     ready: mpsc::Sender<io::Result<u16>>,
     stop: oneshot::Receiver<()>,
@@ -130,7 +198,7 @@ fn serve(
     let config = Arc::new(config);
     runtime.block_on(async {
         tokio::select! {
-            () = accept_loop(listener, config, shared) => {}
+            () = accept_loop(listener, config, acceptor, shared) => {}
             _ = stop => {}
         }
     });
@@ -149,11 +217,23 @@ fn listen(port: u16, recv_buffer: Option<u32>) -> io::Result<TcpListener> {
     socket.listen(128)
 }
 
-async fn accept_loop(listener: TcpListener, config: Arc<MockConfig>, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<MockConfig>,
+    acceptor: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection(stream, Arc::clone(&config), Arc::clone(&shared)));
+                let config = Arc::clone(&config);
+                let shared = Arc::clone(&shared);
+                match acceptor.clone() {
+                    None => tokio::spawn(connection(stream, config, shared)),
+                    Some(acceptor) => {
+                        tokio::spawn(tls_connection(stream, acceptor, config, shared))
+                    }
+                };
             }
             // E.g. out of file descriptors: back off instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -164,6 +244,28 @@ async fn accept_loop(listener: TcpListener, config: Arc<MockConfig>, shared: Arc
 async fn connection(stream: TcpStream, config: Arc<MockConfig>, shared: Arc<Shared>) {
     let accepted_at = Instant::now();
     let _ = stream.set_nodelay(true);
+    websocket(stream, accepted_at, config, shared).await;
+}
+
+async fn tls_connection(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    config: Arc<MockConfig>,
+    shared: Arc<Shared>,
+) {
+    let accepted_at = Instant::now();
+    let _ = stream.set_nodelay(true);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => websocket(tls, accepted_at, config, shared).await,
+        _ => shared.tls_failed(),
+    }
+}
+
+/// The WebSocket upgrade, then the session.
+async fn websocket<S>(stream: S, accepted_at: Instant, config: Arc<MockConfig>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut accepted = None;
     // The error type is tungstenite's (`Callback`); it cannot be boxed.
     #[allow(clippy::result_large_err)]
@@ -172,8 +274,9 @@ async fn connection(stream: TcpStream, config: Arc<MockConfig>, shared: Arc<Shar
         accepted = info;
         result
     };
-    let upgrade = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+    let deadline = accepted_at + HANDSHAKE_TIMEOUT;
+    let upgrade = tokio::time::timeout_at(
+        deadline.into(),
         tokio_tungstenite::accept_hdr_async(stream, callback),
     )
     .await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -16,6 +16,7 @@ use crate::config::MockConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::faults::Fault;
 use crate::handshake::Credential;
+use crate::position::{Locator, StreamPosition};
 use crate::protocol::{is_keepalive, parse_control, Control, ProtocolError, ResultMessage};
 use crate::record::{ClientEvent, ClientEventKind, SessionEnd, Shared};
 use crate::start_request::{self, StartRequest};
@@ -45,13 +46,17 @@ enum Phase {
 }
 
 struct Streaming {
-    engine: Engine,
+    /// `None` until the session's stream position is known (then built from there).
+    engine: Option<Engine>,
+    options: EngineOptions,
+    /// Finds the stream position; `None` once found or when not tracked.
+    locator: Option<Locator>,
     clock: AudioClock,
     last_response_ms: u64,
 }
 
-struct Session {
-    ws: WebSocketStream<TcpStream>,
+struct Session<S> {
+    ws: WebSocketStream<S>,
     ctx: SessionContext,
     faults: Vec<Fault>,
     fired: Vec<bool>,
@@ -65,7 +70,10 @@ enum Wake {
     Idle,
 }
 
-pub(crate) async fn run(ws: WebSocketStream<TcpStream>, ctx: SessionContext) {
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, ctx: SessionContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let faults = ctx.config.faults_for(ctx.index).to_vec();
     let mut session = Session {
         ws,
@@ -79,7 +87,10 @@ pub(crate) async fn run(ws: WebSocketStream<TcpStream>, ctx: SessionContext) {
     session.serve().await;
 }
 
-impl Session {
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     async fn serve(&mut self) {
         let idle = self.ctx.config.idle_timeout;
         let sleep = tokio::time::sleep(idle);
@@ -177,7 +188,11 @@ impl Session {
             Ok(start) => start,
             Err(error) => return Err(self.fail_with(error).await),
         };
-        self.phase = Phase::Streaming(Box::new(self.streaming_state(&start)));
+        let streaming = self.streaming_state(&start);
+        if streaming.locator.is_some() {
+            self.record_position(StreamPosition::Pending);
+        }
+        self.phase = Phase::Streaming(Box::new(streaming));
         self.check_faults().await?;
         Ok(true)
     }
@@ -214,8 +229,14 @@ impl Session {
             diarization: start.enable_speaker_diarization,
             language,
         };
+        let locator = Locator::new(config, start);
+        let engine = locator
+            .is_none()
+            .then(|| Engine::new(&config.script, options.clone()));
         Streaming {
-            engine: Engine::new(&config.script, options),
+            engine,
+            options,
+            locator,
             clock: AudioClock::new(
                 start.bytes_per_sample,
                 start.sample_rate,
@@ -241,12 +262,18 @@ impl Session {
                     self.event(ClientEventKind::Finalize {
                         trailing_silence_ms,
                     });
+                    let Some(received) = self.settle_position() else {
+                        return Ok(false);
+                    };
                     let Phase::Streaming(s) = &mut self.phase else {
                         return Ok(false);
                     };
-                    let received = s.clock.ms();
                     s.last_response_ms = received;
-                    let message = s.engine.finalize(received);
+                    let message = match s.engine.as_mut() {
+                        Some(engine) => engine.finalize(received),
+                        // Finalize before any audio (position still pending): only `<fin>`.
+                        None => ResultMessage::fin_only(received),
+                    };
                     self.send(message.to_value(), None).await?;
                     Ok(false)
                 }
@@ -261,37 +288,87 @@ impl Session {
 
     async fn audio(&mut self, data: &[u8]) -> Step {
         let event = self.new_event(ClientEventKind::Audio(data.len()));
+        let keep_audio = self.ctx.config.keep_audio;
         self.ctx.shared.update(self.ctx.index, |r| {
-            r.events.push(event);
-            r.audio.extend_from_slice(data);
+            r.push_event(event, !keep_audio);
+            r.audio_len += data.len() as u64;
+            if keep_audio {
+                r.audio.extend_from_slice(data);
+            }
         });
         self.audio_bytes += data.len();
         if let Phase::Streaming(s) = &mut self.phase {
             s.clock.add(data.len());
         }
         self.check_faults().await?;
+        let located = match &mut self.phase {
+            Phase::Streaming(s) => s.locator.as_mut().and_then(|l| l.feed(data)),
+            _ => None,
+        };
+        if let Some(position) = located {
+            self.place(position);
+        }
         let interval = self.ctx.config.response_interval_ms;
         let Phase::Streaming(s) = &mut self.phase else {
             return Ok(true);
         };
         let received = s.clock.ms();
-        if received >= s.last_response_ms.saturating_add(interval)
-            || s.engine.endpoint_due(received)
+        // No results while the stream position is unknown: which words are heard depends on it.
+        let Some(engine) = s.engine.as_mut() else {
+            return Ok(true);
+        };
+        if received >= s.last_response_ms.saturating_add(interval) || engine.endpoint_due(received)
         {
             s.last_response_ms = received;
-            let message = s.engine.tick(received);
+            let message = engine.tick(received);
             self.send(message.to_value(), None).await?;
         }
         Ok(true)
     }
 
+    /// The stream position is known: the engine plays the script from there.
+    fn place(&mut self, position: StreamPosition) {
+        let Phase::Streaming(s) = &mut self.phase else {
+            return;
+        };
+        let offset = position.offset_ms().unwrap_or(0);
+        let script = self.ctx.config.script.starting_at(offset);
+        s.engine = Some(Engine::new(&script, s.options.clone()));
+        s.locator = None;
+        self.record_position(position);
+    }
+
+    /// Decides a pending stream position with the audio so far (`finalize`, end of audio);
+    /// the session's audio ms, or `None` when not streaming. Without any audio yet the
+    /// position stays pending (and there is no engine: nothing can have been heard).
+    fn settle_position(&mut self) -> Option<u64> {
+        let Phase::Streaming(s) = &mut self.phase else {
+            return None;
+        };
+        let received = s.clock.ms();
+        if s.engine.is_none() {
+            if let Some(position) = s.locator.as_mut().and_then(Locator::finish) {
+                self.place(position);
+            }
+        }
+        Some(received)
+    }
+
+    fn record_position(&self, position: StreamPosition) {
+        self.ctx
+            .shared
+            .update(self.ctx.index, |r| r.set_position(position));
+    }
+
     async fn end_of_audio(&mut self) -> Step {
         self.event(ClientEventKind::EndOfAudio);
+        let Some(received) = self.settle_position() else {
+            return Ok(false);
+        };
         let Phase::Streaming(s) = &mut self.phase else {
             return Ok(false);
         };
-        let received = s.clock.ms();
-        if let Some(message) = s.engine.drain(received) {
+        if let Some(message) = s.engine.as_mut().and_then(|e| e.drain(received)) {
             self.send(message.to_value(), None).await?;
         }
         if self.faults.contains(&Fault::NoFinished) {
@@ -365,8 +442,9 @@ impl Session {
     /// Records (with the session's end, if given) and then sends a JSON message.
     async fn send(&mut self, value: Value, end: Option<SessionEnd>) -> Result<(), Stop> {
         let text = value.to_string();
+        let capped = !self.ctx.config.keep_audio;
         self.ctx.shared.update(self.ctx.index, |r| {
-            r.sent.push(value);
+            r.push_sent(value, capped);
             if r.end.is_none() {
                 r.end = end;
             }
@@ -407,9 +485,10 @@ impl Session {
 
     fn event(&self, kind: ClientEventKind) {
         let event = self.new_event(kind);
+        let capped = !self.ctx.config.keep_audio;
         self.ctx
             .shared
-            .update(self.ctx.index, |r| r.events.push(event));
+            .update(self.ctx.index, |r| r.push_event(event, capped));
     }
 
     fn set_end(&self, end: SessionEnd) {

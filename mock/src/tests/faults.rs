@@ -165,3 +165,98 @@ async fn session_limit() {
         Some(SessionEnd::Error { code: 400 })
     );
 }
+
+#[tokio::test]
+async fn default_faults_hit_every_connection_at_its_own_audio_position() {
+    let mut cfg = config();
+    cfg.default_faults = vec![Fault::service_unavailable_at(1000)];
+    let server = MockServer::start(cfg);
+    for _ in 0..3 {
+        let mut client = Client::connect(&server.url()).await;
+        client.start(json!({})).await;
+        client.chunks(9).await; // 1080 ms: the fault fires with the 9th chunk
+        for i in 0..8 {
+            assert_eq!(
+                client.recv_json().await["total_audio_proc_ms"],
+                120 * (i + 1)
+            );
+        }
+        let (messages, end) = client.until_close().await;
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0]["error_code"], 503);
+        assert_closed_normally(&end);
+    }
+    assert!(server.wait_until(WAIT, |s| s.len() == 3
+        && s.iter()
+            .all(|r| r.end == Some(SessionEnd::Error { code: 503 }))));
+    for record in server.sessions() {
+        assert_eq!(record.audio_len, 9 * CHUNK as u64);
+    }
+}
+
+#[tokio::test]
+async fn error_helpers_send_soniox_codes_and_types() {
+    let cases = [
+        (
+            Fault::request_timeout_at(240),
+            408,
+            "request_timeout",
+            "Request timeout.",
+        ),
+        (
+            Fault::rate_limited_at(240),
+            429,
+            "limit_exceeded",
+            "Rate limit for your organization has been exceeded.",
+        ),
+        (
+            Fault::internal_error_at(240),
+            500,
+            "internal_error",
+            "The server had an error processing your request.",
+        ),
+        (
+            Fault::bad_gateway_at(240),
+            502,
+            "internal_error",
+            "Bad gateway.",
+        ),
+        (
+            Fault::service_unavailable_at(240),
+            503,
+            "service_unavailable",
+            "Cannot continue request (code 11). Please restart the request. \
+             Refer to: https://soniox.com/url/cannot-continue-request",
+        ),
+    ];
+    let mut cfg = config();
+    cfg.session_faults = cases.iter().map(|c| vec![c.0.clone()]).collect();
+    let server = MockServer::start(cfg);
+    for (i, (_, code, error_type, message)) in cases.iter().enumerate() {
+        let mut client = Client::connect(&server.url()).await;
+        client.start(json!({})).await;
+        client.chunks(2).await;
+        assert_eq!(client.recv_json().await["total_audio_proc_ms"], 120);
+        expect_error(&mut client, *code, error_type, message).await;
+        assert!(server.wait_until(WAIT, |s| s[i].end
+            == Some(SessionEnd::Error { code: *code })));
+    }
+}
+
+#[tokio::test]
+async fn no_finished_stalls_every_connection_when_default() {
+    let mut cfg = config();
+    cfg.default_faults = vec![Fault::NoFinished];
+    let server = MockServer::start(cfg);
+    for i in 0..2 {
+        let mut client = Client::connect(&server.url()).await;
+        client.start(json!({})).await;
+        client.chunks(1).await; // 120 ms: no word started, nothing to drain
+        client.recv_json().await;
+        client.text("").await;
+        assert!(client.nothing_within(Duration::from_millis(200)).await);
+        client.close().await;
+        assert!(server.wait_until(WAIT, |s| s[i].end == Some(SessionEnd::ClientClosed)));
+        assert!(!server.sessions()[i].sent_finished());
+    }
+}

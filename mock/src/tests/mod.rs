@@ -2,8 +2,11 @@
 
 mod auth;
 mod faults;
+mod long;
+mod position;
 mod requests;
 mod streaming;
+mod tls;
 
 use std::time::Duration;
 
@@ -128,6 +131,16 @@ impl Client {
             Some(Ok(Message::Close(frame))) => Recv::Closed(frame),
             Some(Ok(other)) => panic!("unexpected frame {other:?}"),
             Some(Err(_)) | None => Recv::Gone,
+        }
+    }
+
+    /// The next message if one is already there (waits at most 1 ms); panics on anything but
+    /// JSON.
+    pub async fn try_recv_json(&mut self) -> Option<Value> {
+        match tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => Some(serde_json::from_str(text.as_str()).unwrap()),
+            Ok(other) => panic!("expected JSON, got {other:?}"),
+            Err(_) => None,
         }
     }
 
