@@ -69,6 +69,9 @@ pub struct WordAssembler {
     utterance_end_ms: Option<u64>,
     /// The non-final tail of the latest message, kept for a drain that times out.
     interim: Vec<Token>,
+    /// A new connection continues the utterance: its first token starts a new word even
+    /// without a leading space (a session's first token has none).
+    after_break: bool,
 }
 
 #[derive(Debug)]
@@ -132,6 +135,7 @@ impl WordAssembler {
         self.flush_word(&mut out);
         // Its end was on the old connection's timeline.
         self.utterance_end_ms = None;
+        self.after_break = true;
         out
     }
 
@@ -167,6 +171,12 @@ impl WordAssembler {
     }
 
     fn add_piece(&mut self, token: &Token, out: &mut Vec<Assembled>) {
+        if std::mem::take(&mut self.after_break)
+            && !self.utterance.is_empty()
+            && !token.text.starts_with(char::is_whitespace)
+        {
+            self.utterance.push(' ');
+        }
         self.utterance.push_str(&token.text);
         for piece in split_at_whitespace(token) {
             let punctuation = is_punctuation_only(&piece.text);
@@ -392,7 +402,7 @@ mod tests {
         assert_eq!(texts(&a.break_connection()), ["big"], "final, so complete");
         assert!(!a.has_pending_word());
         // The new connection hears the replayed audio: " wor" was void, " world" comes.
-        let out = a.feed(&[tok(" world", 0, 200, true), marker("<end>")]).out;
+        let out = a.feed(&[tok("world", 0, 200, true), marker("<end>")]).out;
         assert_eq!(texts(&out), ["world"]);
         let Some(Assembled::Boundary { text, .. }) = out.last() else {
             panic!("an endpoint boundary")

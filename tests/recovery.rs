@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Never losing a word: reconnecting with replay, giving up, rotating sessions.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+/// A stand-in that recognizes where in the sample each session's audio comes from.
+fn recognizing_server(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
+    server(sample_script(), |c| {
+        c.reference_audio = Some(Arc::new(wav_data(&sample_wav())));
+        configure(c);
+    })
+}
+
+/// Runs the sample file through `sonioxstt` (pace 0) with `extra` properties.
+fn run_sample(server: &MockServer, extra: &str) -> (Run, Recorder) {
+    let (pipeline, stt) = sample_pipeline(server, extra);
+    let recorder = Recorder::attach(&stt);
+    let run = run(&pipeline, Duration::from_secs(60));
+    (run, recorder)
+}
+
+fn assert_every_word_once_in_order(run: &Run, recorder: &Recorder) {
+    assert!(run.eos, "EOS, no error: {:?}", run.error());
+    assert_words_match(&recorder.words(), &sample_script(), |ms| ms * MS);
+}
+
+#[test]
+fn a_503_mid_stream_reconnects_and_replays_without_losing_or_doubling_a_word() {
+    let server = recognizing_server(|c| {
+        c.session_faults = vec![vec![Fault::service_unavailable_at(6000)]];
+    });
+    let (run, recorder) = run_sample(&server, "");
+    assert_every_word_once_in_order(&run, &recorder);
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2, "one reconnect");
+    assert_eq!(sessions[0].end, Some(SessionEnd::Error { code: 503 }));
+    assert!(
+        sessions[1]
+            .stream_offset_ms
+            .is_some_and(|ms| ms > 0 && ms <= 6000),
+        "the second session started with the replay of what was not final: {:?}",
+        sessions[1].stream_offset_ms
+    );
+    let events = run.session_events();
+    assert!(events.contains(&"reconnecting".to_string()), "{events:?}");
+    assert!(
+        run.warnings().iter().any(|w| w.contains("reconnecting")),
+        "{:?}",
+        run.warnings()
+    );
+}
+
+#[test]
+fn an_abrupt_tcp_drop_mid_stream_loses_no_word() {
+    let server = recognizing_server(|c| {
+        c.session_faults = vec![vec![Fault::DropAt { audio_ms: 6000 }]];
+    });
+    let (run, recorder) = run_sample(&server, "");
+    assert_every_word_once_in_order(&run, &recorder);
+    assert_eq!(server.sessions().len(), 2);
+    assert_eq!(server.sessions()[0].end, Some(SessionEnd::Dropped));
+    assert!(run.session_events().contains(&"reconnecting".to_string()));
+}
+
+#[test]
+fn a_rejected_key_is_not_retried() {
+    let server = recognizing_server(|_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key=wrong-key ! fakesink sync=false",
+        sample_wav().display(),
+        server.url()
+    ));
+    let run = run(&pipeline, Duration::from_secs(20));
+    let (error, _) = run.error().expect("an element error");
+    assert!(error.contains("401"), "{error}");
+    assert_eq!(server.connection_count(), 1, "no retry");
+}
+
+#[test]
+fn a_server_that_always_fails_is_given_up_after_max_reconnects() {
+    let server = recognizing_server(|c| {
+        c.default_faults = vec![Fault::service_unavailable_at(1000)];
+    });
+    let (run, _recorder) = run_sample(&server, "max-reconnects=2");
+    let (error, _) = run.error().expect("an element error");
+    assert!(
+        error.contains("503") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
+    assert_eq!(
+        server.connection_count(),
+        3,
+        "the first try and 2 reconnects"
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn sessions_rotate_at_max_session_duration_without_losing_a_word() {
+    let server = recognizing_server(|_| {});
+    let (run, recorder) = run_sample(&server, "max-session-duration=7000");
+    assert_every_word_once_in_order(&run, &recorder);
+    let sessions = server.sessions();
+    assert!(sessions.len() >= 3, "{} sessions", sessions.len());
+    for session in &sessions {
+        assert_eq!(session.end, Some(SessionEnd::Finished), "each drained");
+        assert!(
+            session.audio.len() <= 7000 * 32 + 32_000,
+            "≤ 7 s each (+ a buffer)"
+        );
+    }
+    let rotated = run
+        .session_events()
+        .iter()
+        .filter(|e| *e == "rotated")
+        .count();
+    assert_eq!(rotated, sessions.len() - 1);
+}
