@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
 
 /// A stand-in that recognizes where in the sample each session's audio comes from.
 fn recognizing_server(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
