@@ -2,6 +2,8 @@
 //! What `gst-inspect-1.0 sonioxstt` shows a user, from the built plugin library.
 
 use std::path::PathBuf;
+
+mod common;
 use std::process::Command;
 
 /// Properties of the contract (§3) that exist now; the (later) ones come with later work.
@@ -30,20 +32,7 @@ const PROPERTIES: &[&str] = &[
 
 /// The folder holding `libgstsoniox.so`, built now if needed (`cargo test` builds only the rlib).
 fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--lib", "-p", "gst-plugin-soniox"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    assert!(
-        build.status().unwrap().success(),
-        "building the plugin library"
-    );
+    let dir = common::cargo_build(&["--lib"]);
     assert!(
         dir.join("libgstsoniox.so").exists(),
         "no libgstsoniox.so in {}",

@@ -48,6 +48,41 @@ pub fn wav_data(path: &PathBuf) -> Vec<u8> {
     panic!("no data chunk in {}", path.display());
 }
 
+/// Runs `cargo build ARGS` for this package (the profile the tests were built with) and
+/// returns the target folder (`target/<profile>`). `cargo test` does not build the cdylib
+/// or the examples that some tests run.
+pub fn cargo_build(args: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>/deps
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .arg("build")
+        .args(args)
+        .args(["-p", "gst-plugin-soniox"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // What cargo set for this test only: some build scripts (ring's) rebuild when one changes.
+    for (name, _) in std::env::vars() {
+        let for_this_test = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ];
+        if for_this_test.iter().any(|p| name.starts_with(p)) {
+            build.env_remove(name);
+        }
+    }
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cargo build {args:?}");
+    dir
+}
+
 /// A stand-in server with the test key.
 pub fn server(script: Script, configure: impl FnOnce(&mut MockConfig)) -> MockServer {
     let mut config = MockConfig::new(KEY, script);
