@@ -92,6 +92,9 @@ pub(super) async fn run(
             .await
             .map_err(|e| lost(transport(e), final_ms))?;
     }
+    // Never more audio on the way than a replay could repeat: what the service has not
+    // processed yet may sit in socket buffers at either end, and is lost with the connection.
+    let max_in_flight = queue.bytes_for_ms(config.replay_limit.as_millis() as u64 / 2);
     let mut last_sent = Instant::now();
     loop {
         let now = Instant::now();
@@ -103,6 +106,7 @@ pub(super) async fn run(
             .filter(|&at| at > now);
         let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
         let streaming = !carry.ended_audio;
+        let room = sent_bytes.saturating_sub(processed_bytes) < max_in_flight;
         let drain_at = carry.drain_deadline.unwrap_or(keepalive_at);
         let step: Result<(), SessionError> = tokio::select! {
             biased;
@@ -153,7 +157,7 @@ pub(super) async fn run(
                 sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)
             }
             _ = sleep_until(take_at.unwrap_or(now)), if streaming && take_at.is_some() => Ok(()), // paced
-            item = queue.pop(), if streaming && take_at.is_none() => match item {
+            item = queue.pop(), if streaming && take_at.is_none() && room => match item {
                 Some(Queued::Audio(chunk)) => {
                     sent_bytes += chunk.data.len() as u64;
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));

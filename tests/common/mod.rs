@@ -249,7 +249,20 @@ pub fn assert_words_match(
     let expected: Vec<_> = script.words().collect();
     let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
     let want: Vec<&str> = expected.iter().map(|w| w.text.as_str()).collect();
-    assert_eq!(texts, want, "the words pushed are the script's, in order");
+    if texts != want {
+        // Long transcripts: show where they part, not all of them.
+        let at = texts.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let window = |v: &[&str]| v[at.saturating_sub(3)..(at + 4).min(v.len())].join(" ");
+        panic!(
+            "the words pushed are not the script's, in order: {} pushed, {} expected; \
+             from word {at}: pushed [{}], expected [{}] (times {:?})",
+            texts.len(),
+            want.len(),
+            window(&texts),
+            window(&want),
+            words.get(at.saturating_sub(1)..(at + 2).min(words.len())),
+        );
+    }
     for ((text, pts, duration), word) in words.iter().zip(expected) {
         let start = to_pts(word.start_ms);
         let end = to_pts(word.end_ms);
