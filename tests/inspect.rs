@@ -28,6 +28,8 @@ const PROPERTIES: &[&str] = &[
     "drain-timeout",
     "pace",
     "post-messages",
+    "max-reconnects",
+    "max-session-duration",
 ];
 
 /// The folder holding `libgstsoniox.so`, built now if needed (`cargo test` builds only the rlib).
