@@ -239,6 +239,17 @@ pub fn words(seen: &[Seen]) -> Vec<(String, Option<u64>, Option<u64>)> {
         .collect()
 }
 
+/// The words of `script` a session hears in its first `ms` of audio (the stand-in says the
+/// words that started in it).
+pub fn said_before(script: &Script, ms: u64) -> Script {
+    let mut said = script.clone();
+    for utterance in &mut said.utterances {
+        utterance.words.retain(|w| w.start_ms < ms);
+    }
+    said.utterances.retain(|u| !u.words.is_empty());
+    said
+}
+
 /// Asserts the words are exactly the script's, each timed within 1 ms of the token times
 /// mapped through `to_pts` (session ms → expected input ns).
 pub fn assert_words_match(
