@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// Soniox's words for a session it cannot continue (503).
+pub(crate) const SERVICE_UNAVAILABLE: &str = "Cannot continue request (code 11). Please restart \
+     the request. Refer to: https://soniox.com/url/cannot-continue-request";
+
 /// A misbehaviour the stand-in plays on a connection (see `MockConfig::session_faults`).
 ///
 /// `audio_ms` thresholds are on the session's own audio timeline (ms of audio received on that
@@ -48,13 +52,7 @@ impl Fault {
 
     /// Soniox's mid-stream failure: 503 `service_unavailable` "Cannot continue request …".
     pub fn service_unavailable_at(audio_ms: u64) -> Fault {
-        Fault::error_at(
-            audio_ms,
-            503,
-            "service_unavailable",
-            "Cannot continue request (code 11). Please restart the request. \
-             Refer to: https://soniox.com/url/cannot-continue-request",
-        )
+        Fault::error_at(audio_ms, 503, "service_unavailable", SERVICE_UNAVAILABLE)
     }
 
     /// 429 `limit_exceeded` right after the start request (too many concurrent requests).

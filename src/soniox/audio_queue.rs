@@ -84,7 +84,6 @@ struct Inner {
     dropping: bool,
     /// The next audio handed out follows a hole.
     hole: bool,
-    dropped_total: u64,
 }
 
 impl AudioQueue {
@@ -139,7 +138,6 @@ impl AudioQueue {
             }
             if pushed.dropped_bytes > 0 {
                 pushed.started_dropping = !std::mem::replace(&mut inner.dropping, true);
-                inner.dropped_total += pushed.dropped_bytes;
             }
         }
         inner.audio_bytes += len;
@@ -218,18 +216,9 @@ impl AudioQueue {
         self.ready.notify_one();
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
     /// Audio waiting, in bytes.
     pub fn queued_bytes(&self) -> u64 {
         self.lock().audio_bytes
-    }
-
-    /// Audio dropped so far, in bytes.
-    pub fn dropped_bytes(&self) -> u64 {
-        self.lock().dropped_total
     }
 
     pub fn duration_ns(&self, bytes: u64) -> u64 {
@@ -296,7 +285,7 @@ mod tests {
             .unwrap();
         assert!(!pushed.started_dropping, "one warning per episode");
         assert_eq!(queue.queued_bytes(), BPS);
-        assert_eq!(queue.dropped_bytes(), 6400);
+        assert_eq!(pushed.dropped_bytes, 3200, "6400 bytes dropped in all");
         let first = pop_audio(&queue);
         assert_eq!(first.pts, 200_000_000, "0 and 100 ms were dropped");
         assert!(first.discont, "the audio after the hole re-anchors");
@@ -367,8 +356,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(!producer.is_finished());
         pop_audio(&queue);
-        assert!(producer.join().unwrap().is_ok());
-        assert_eq!(queue.dropped_bytes(), 0);
+        assert_eq!(producer.join().unwrap().unwrap().dropped_bytes, 0);
         // ...or the queue is closed.
         let producer = {
             let queue = queue.clone();

@@ -60,18 +60,17 @@ pub(super) async fn run(
     replayed: Vec<Chunk>,
     reporter: &impl Report,
 ) -> Result<Option<SessionEvent>, Broken> {
-    let mut final_ms = 0u64;
-    let broken = |error| Broken { error, final_ms: 0 };
-    let socket = connect(config).await.map_err(broken)?;
-    let (mut sink, mut stream) = socket.split();
+    let lost = |error, final_ms| Broken { error, final_ms };
     let transport = |e: tungstenite::Error| SessionError::Transport(e.to_string());
+    let mut final_ms = 0u64;
+    let socket = connect(config).await.map_err(|e| lost(e, 0))?;
+    let (mut sink, mut stream) = socket.split();
     sink.send(Message::text(config.start_request.to_json()))
         .await
-        .map_err(|e| broken(transport(e)))?;
+        .map_err(|e| lost(transport(e), 0))?;
     if !reporter.report(SessionEvent::Connected).await {
         return Ok(None);
     }
-    let lost = |error, final_ms| Broken { error, final_ms };
 
     let mut pacer = config.pacing.map(Pacer::new);
     let mut promise = Promise::new(config.latency_ms.clone());

@@ -6,7 +6,8 @@
 //! frame boundary), then the audio that queued meanwhile. Each replayed chunk keeps its input
 //! timestamp, so the new connection's timestamp table maps its own timeline onto the input's
 //! and no word moves. The buffer is bounded: beyond the limit the oldest audio is forgotten
-//! (its words would be lost by a reconnect, which is reported).
+//! (the session keeps less than half the limit in flight, so this takes a service that
+//! stops finalizing for long).
 
 use std::collections::VecDeque;
 
@@ -22,8 +23,6 @@ pub struct Replay {
     limit_bytes: u64,
     frame_bytes: u64,
     bytes_per_second: u64,
-    /// Bytes forgotten because of the limit, over the buffer's life.
-    overflowed: u64,
 }
 
 impl Replay {
@@ -39,7 +38,6 @@ impl Replay {
             limit_bytes,
             frame_bytes,
             bytes_per_second,
-            overflowed: 0,
         }
     }
 
@@ -51,9 +49,7 @@ impl Replay {
         self.held += len;
         while self.held > self.limit_bytes && self.chunks.len() > 1 {
             let (_, oldest) = self.chunks.pop_front().expect("more than one chunk");
-            let len = oldest.data.len() as u64;
-            self.held -= len;
-            self.overflowed += len;
+            self.held -= oldest.data.len() as u64;
         }
     }
 
@@ -97,11 +93,6 @@ impl Replay {
     /// Audio held for replay, in bytes.
     pub fn held_bytes(&self) -> u64 {
         self.held
-    }
-
-    /// Audio forgotten because of the limit, in bytes.
-    pub fn overflowed_bytes(&self) -> u64 {
-        self.overflowed
     }
 
     /// The byte offset of `ms` on the current connection, on a frame boundary.
@@ -181,7 +172,6 @@ mod tests {
             replay.sent(&chunk(i * 100, 100));
         }
         assert_eq!(replay.held_bytes(), BPS);
-        assert_eq!(replay.overflowed_bytes(), 5 * 3200);
         let again = replay.take(0);
         assert_eq!(
             again[0].pts,

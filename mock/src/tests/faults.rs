@@ -22,14 +22,7 @@ async fn error_mid_stream() {
     for _ in 0..4 {
         client.recv_json().await;
     }
-    expect_error(
-        &mut client,
-        503,
-        "service_unavailable",
-        "Cannot continue request (code 11). Please restart the request. \
-         Refer to: https://soniox.com/url/cannot-continue-request",
-    )
-    .await;
+    expect_service_unavailable(&mut client).await;
     let record = &server.sessions()[0];
     assert_eq!(record.end, Some(SessionEnd::Error { code: 503 }));
     assert_eq!(record.audio.len(), 5 * CHUNK);
@@ -225,8 +218,7 @@ async fn error_helpers_send_soniox_codes_and_types() {
             Fault::service_unavailable_at(240),
             503,
             "service_unavailable",
-            "Cannot continue request (code 11). Please restart the request. \
-             Refer to: https://soniox.com/url/cannot-continue-request",
+            crate::faults::SERVICE_UNAVAILABLE,
         ),
     ];
     let mut cfg = config();

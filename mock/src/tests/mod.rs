@@ -205,6 +205,17 @@ pub(crate) fn final_text(messages: &[Value]) -> String {
 }
 
 /// Asserts an error message with this code and text, then a 1000 close.
+/// Reads to the close and checks it was Soniox's 503 "cannot continue".
+pub(crate) async fn expect_service_unavailable(client: &mut Client) {
+    expect_error(
+        client,
+        503,
+        "service_unavailable",
+        crate::faults::SERVICE_UNAVAILABLE,
+    )
+    .await;
+}
+
 pub(crate) async fn expect_error(client: &mut Client, code: u16, error_type: &str, message: &str) {
     let (messages, end) = client.until_close().await;
     let error = messages
