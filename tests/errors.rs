@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use gst::prelude::*;
 
 const WRONG_KEY: &str = "wrong-key-0d7f3a";
 
@@ -88,29 +90,52 @@ fn eos_without_audio_passes_at_once_without_connecting() {
 }
 
 #[test]
-fn a_server_that_never_finishes_is_bounded_by_drain_timeout() {
+fn a_server_that_hangs_while_draining_is_bounded_by_drain_timeout() {
+    // The words are heard but never made final, and `finished` never comes.
     let script = Script::from_utterances(&[("Almost there.", 100, 900)]);
     let server = server(script.clone(), |c| {
         c.auto_final_lag_ms = None;
         c.endpoints = false;
-        c.default_faults = vec![Fault::NoFinished];
+        c.default_faults = vec![Fault::SilentAfterEnd];
     });
     let (pipeline, stt) = short_file(&format!(
-        "url={} api-key={KEY} drain-timeout=1000",
+        "url={} api-key={KEY} drain-timeout=2000",
         server.url()
     ));
     let recorder = Recorder::attach(&stt);
+    // The end of the audio: EOS entering the element (pace=0 sends it on at once).
+    let end_of_audio = Arc::new(Mutex::new(None));
+    let seen = end_of_audio.clone();
+    stt.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                if e.type_() == gst::EventType::Eos {
+                    *seen.lock().unwrap() = Some(Instant::now());
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
     let run = run(&pipeline, WAIT);
     assert!(run.eos, "EOS still comes: {:?}", run.error());
+    let eos_out = recorder
+        .seen_at()
+        .into_iter()
+        .find_map(|(seen, at)| matches!(seen, Seen::Eos(_)).then_some(at))
+        .expect("EOS downstream");
+    let waited = eos_out - end_of_audio.lock().unwrap().expect("EOS on the sink pad");
     assert!(
-        run.elapsed < Duration::from_secs(5),
-        "took {:?}",
-        run.elapsed
+        waited >= Duration::from_millis(1900) && waited <= Duration::from_secs(3),
+        "EOS went downstream {waited:?} after the end of the audio"
     );
     assert_eq!(
-        run.warnings().len(),
-        1,
-        "a warning says the drain timed out"
+        run.warnings(),
+        ["Soniox did not finish within drain-timeout: the last words were pushed as they were"]
     );
+    // The words Soniox never made final are pushed as they were, with their times.
     assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    let record = &server.sessions()[0];
+    assert!(!record.sent_finished());
+    assert_eq!(record.final_text(), "", "nothing was final");
 }

@@ -35,6 +35,12 @@ pub struct MockConfig {
     pub session_faults: Vec<Vec<Fault>>,
     /// Faults of connections beyond `session_faults`.
     pub default_faults: Vec<Fault>,
+    /// Timeline faults placed in the client's stream rather than in one session: their
+    /// `audio_ms` is a stream position (the session's stream offset plus its audio). Each
+    /// fires once, in the first session whose audio reaches it, so that a session which
+    /// replays audio from before it does not fail again. Only sessions whose stream position
+    /// is known (see [`MockConfig::timecoded`], [`MockConfig::reference_audio`]) count.
+    pub stream_faults: Vec<Fault>,
     /// `SO_RCVBUF` for accepted sockets. `None`: the system default, or 4 KiB when any
     /// [`Fault::StallReadingAt`] is configured (so a stall backs up the client quickly).
     pub recv_buffer_size: Option<u32>,
@@ -67,6 +73,7 @@ impl fmt::Debug for MockConfig {
             .field("reject_handshake_status", &self.reject_handshake_status)
             .field("session_faults", &self.session_faults)
             .field("default_faults", &self.default_faults)
+            .field("stream_faults", &self.stream_faults)
             .field("recv_buffer_size", &self.recv_buffer_size)
             .field(
                 "reference_audio_bytes",
@@ -91,6 +98,7 @@ impl MockConfig {
             reject_handshake_status: None,
             session_faults: Vec::new(),
             default_faults: Vec::new(),
+            stream_faults: Vec::new(),
             recv_buffer_size: None,
             reference_audio: None,
             timecoded: false,
@@ -111,6 +119,7 @@ impl MockConfig {
             .iter()
             .flatten()
             .chain(&self.default_faults)
+            .chain(&self.stream_faults)
             .any(|f| matches!(f, Fault::StallReadingAt { .. }));
         self.recv_buffer_size.or(stalls.then_some(4096))
     }

@@ -27,6 +27,10 @@ pub enum Fault {
     /// After the empty frame: send the remaining finals, but never `finished` and never close
     /// (until the client goes away; no idle timeout either).
     NoFinished,
+    /// After the empty frame: send nothing more (the words not yet final stay non-final, and
+    /// `finished` never comes) and never close (until the client goes away; no idle timeout).
+    /// A service that hangs while draining.
+    SilentAfterEnd,
     /// After the empty frame: send the remaining finals, then close (1000) without `finished`.
     CloseBeforeFinished,
     /// Once `audio_ms` of audio arrived: stop reading from the socket for `duration`.
@@ -104,7 +108,10 @@ impl Fault {
             | Fault::DropAt { audio_ms }
             | Fault::StallReadingAt { audio_ms, .. }
             | Fault::SessionLimit { audio_ms } => Some(*audio_ms),
-            Fault::NoFinished | Fault::CloseBeforeFinished | Fault::RejectHandshake { .. } => None,
+            Fault::NoFinished
+            | Fault::SilentAfterEnd
+            | Fault::CloseBeforeFinished
+            | Fault::RejectHandshake { .. } => None,
         }
     }
 }

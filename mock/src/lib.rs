@@ -54,7 +54,7 @@ pub use position::{
     REFERENCE_PROBE_BYTES,
 };
 pub use record::{
-    ClientEvent, ClientEventKind, SessionEnd, SessionRecord, KEPT_FIRST, KEPT_LATEST,
+    ClientEvent, ClientEventKind, SessionEnd, SessionRecord, KEPT_ENDED, KEPT_FIRST, KEPT_LATEST,
 };
 pub use script::{Script, ScriptWord, Utterance};
 pub use server::MockServer;

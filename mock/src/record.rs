@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::faults::Fault;
 use crate::position::StreamPosition;
 
 /// With `MockConfig::keep_audio == false`, `events` and `sent` keep their first
@@ -12,6 +13,10 @@ use crate::position::StreamPosition;
 pub const KEPT_FIRST: usize = 64;
 /// See [`KEPT_FIRST`].
 pub const KEPT_LATEST: usize = 256;
+/// With `MockConfig::keep_audio == false`, an ended session keeps its first [`KEPT_FIRST`]
+/// and last `KEPT_ENDED` events and messages (plus the few that come after its end), so
+/// that a server running for hours, session after session, stays small.
+pub const KEPT_ENDED: usize = 16;
 
 /// One connection (= one session).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -35,7 +40,7 @@ pub struct SessionRecord {
     /// `keep_audio == false`).
     pub audio_len: u64,
     /// Every client frame, in order (with `keep_audio == false`: the first [`KEPT_FIRST`] and
-    /// at least the latest [`KEPT_LATEST`]).
+    /// at least the latest [`KEPT_LATEST`]; once the session ended, the latest [`KEPT_ENDED`]).
     pub events: Vec<ClientEvent>,
     /// Events left out of `events` (only with `keep_audio == false`).
     pub events_dropped: u64,
@@ -146,6 +151,19 @@ impl SessionRecord {
         push_capped(&mut self.sent, message, &mut self.sent_dropped, capped);
     }
 
+    /// Records how the session ended (the first end counts); when capped, the records shrink
+    /// to the first [`KEPT_FIRST`] and last [`KEPT_ENDED`] entries.
+    pub(crate) fn set_end(&mut self, end: SessionEnd, capped: bool) {
+        if self.end.is_some() {
+            return;
+        }
+        self.end = Some(end);
+        if capped {
+            self.events_dropped += compact(&mut self.events);
+            self.sent_dropped += compact(&mut self.sent);
+        }
+    }
+
     pub(crate) fn set_position(&mut self, position: StreamPosition) {
         self.stream_offset_ms = position.offset_ms();
         self.position = position;
@@ -162,12 +180,25 @@ fn push_capped<T>(items: &mut Vec<T>, item: T, dropped: &mut u64, capped: bool) 
     }
 }
 
+/// Keeps the first [`KEPT_FIRST`] and last [`KEPT_ENDED`] items; returns how many went.
+fn compact<T>(items: &mut Vec<T>) -> u64 {
+    let excess = items.len().saturating_sub(KEPT_FIRST + KEPT_ENDED);
+    if excess == 0 {
+        return 0;
+    }
+    items.drain(KEPT_FIRST..KEPT_FIRST + excess);
+    items.shrink_to_fit();
+    excess as u64
+}
+
 /// The records of all connections, guarded and observable.
 #[derive(Default)]
 pub(crate) struct Shared {
     sessions: Mutex<Vec<SessionRecord>>,
     /// TLS handshakes that failed (counted before any upgrade, so without a record).
     tls_failures: Mutex<usize>,
+    /// Indices into `MockConfig::stream_faults` that have fired.
+    stream_faults_fired: Mutex<Vec<usize>>,
     changed: Condvar,
     tls_changed: Condvar,
 }
@@ -179,6 +210,24 @@ impl Shared {
 
     fn lock_tls(&self) -> MutexGuard<'_, usize> {
         self.tls_failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream faults (indices into `faults`) due at stream position `stream_ms` that
+    /// have not fired yet; they count as fired from now on.
+    pub fn take_stream_faults(&self, faults: &[Fault], stream_ms: u64) -> Vec<Fault> {
+        let mut fired = self
+            .stream_faults_fired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut due = Vec::new();
+        for (i, fault) in faults.iter().enumerate() {
+            if fired.contains(&i) || fault.trigger_ms().is_none_or(|at| stream_ms < at) {
+                continue;
+            }
+            fired.push(i);
+            due.push(fault.clone());
+        }
+        due
     }
 
     pub fn tls_failed(&self) {

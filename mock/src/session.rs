@@ -41,7 +41,8 @@ type Step = Result<bool, Stop>;
 enum Phase {
     AwaitStart,
     Streaming(Box<Streaming>),
-    /// `NoFinished`: drained after the empty frame; only recording until the client leaves.
+    /// `NoFinished`, `SilentAfterEnd`: after the empty frame; only recording until the client
+    /// leaves.
     Drained,
 }
 
@@ -53,6 +54,8 @@ struct Streaming {
     locator: Option<Locator>,
     clock: AudioClock,
     last_response_ms: u64,
+    /// Where the session's first audio byte sits in the client's stream, once known.
+    stream_offset_ms: Option<u64>,
 }
 
 struct Session<S> {
@@ -243,6 +246,7 @@ where
                 start.num_channels,
             ),
             last_response_ms: 0,
+            stream_offset_ms: None,
         }
     }
 
@@ -335,6 +339,7 @@ where
         let script = self.ctx.config.script.starting_at(offset);
         s.engine = Some(Engine::new(&script, s.options.clone()));
         s.locator = None;
+        s.stream_offset_ms = position.offset_ms();
         self.record_position(position);
     }
 
@@ -365,6 +370,10 @@ where
         let Some(received) = self.settle_position() else {
             return Ok(false);
         };
+        if self.faults.contains(&Fault::SilentAfterEnd) {
+            self.phase = Phase::Drained;
+            return Ok(false);
+        }
         let Phase::Streaming(s) = &mut self.phase else {
             return Ok(false);
         };
@@ -388,18 +397,33 @@ where
         Err(Stop)
     }
 
-    /// Fires the timeline faults whose threshold the audio has reached.
+    /// Fires the timeline faults whose threshold the audio has reached: the session's own,
+    /// then the stream faults (once the session's stream position is known).
     async fn check_faults(&mut self) -> Result<(), Stop> {
-        let received = match &self.phase {
-            Phase::Streaming(s) => s.clock.ms(),
-            _ => 0,
+        let (received, stream_ms) = match &self.phase {
+            Phase::Streaming(s) => (
+                s.clock.ms(),
+                s.stream_offset_ms.map(|offset| offset + s.clock.ms()),
+            ),
+            _ => (0, None),
         };
+        let mut due = Vec::new();
         for i in 0..self.faults.len() {
             if self.fired[i] || self.faults[i].trigger_ms().is_none_or(|at| received < at) {
                 continue;
             }
             self.fired[i] = true;
-            match self.faults[i].clone() {
+            due.push(self.faults[i].clone());
+        }
+        if let Some(stream_ms) = stream_ms {
+            due.extend(
+                self.ctx
+                    .shared
+                    .take_stream_faults(&self.ctx.config.stream_faults, stream_ms),
+            );
+        }
+        for fault in due {
+            match fault {
                 Fault::ErrorAt {
                     code,
                     error_type,
@@ -445,8 +469,8 @@ where
         let capped = !self.ctx.config.keep_audio;
         self.ctx.shared.update(self.ctx.index, |r| {
             r.push_sent(value, capped);
-            if r.end.is_none() {
-                r.end = end;
+            if let Some(end) = end {
+                r.set_end(end, capped);
             }
         });
         if self.ws.send(Message::text(text)).await.is_err() {
@@ -492,9 +516,10 @@ where
     }
 
     fn set_end(&self, end: SessionEnd) {
-        self.ctx.shared.update(self.ctx.index, |r| {
-            r.end.get_or_insert(end);
-        });
+        let capped = !self.ctx.config.keep_audio;
+        self.ctx
+            .shared
+            .update(self.ctx.index, |r| r.set_end(end, capped));
     }
 }
 

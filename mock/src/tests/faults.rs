@@ -102,6 +102,33 @@ async fn no_finished_keeps_the_connection_open() {
 }
 
 #[tokio::test]
+async fn silent_after_end_leaves_the_words_non_final_and_never_finishes() {
+    let mut cfg = config();
+    cfg.auto_final_lag_ms = None;
+    cfg.default_faults = vec![Fault::SilentAfterEnd];
+    let server = MockServer::start(cfg);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(6).await;
+    let mut heard = Vec::new();
+    for _ in 0..6 {
+        heard.push(client.recv_json().await);
+    }
+    assert_eq!(final_text(&heard), "");
+    assert!(heard
+        .iter()
+        .flat_map(tokens)
+        .any(|t| t["is_final"] == false));
+    client.text("").await;
+    assert!(client.nothing_within(Duration::from_millis(300)).await);
+    client.close().await;
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::ClientClosed)));
+    let record = &server.sessions()[0];
+    assert!(!record.sent_finished());
+    assert_eq!(record.sent.len(), 6);
+}
+
+#[tokio::test]
 async fn close_before_finished() {
     let server = server_with(vec![Fault::CloseBeforeFinished]);
     let mut client = Client::connect(&server.url()).await;

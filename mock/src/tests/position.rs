@@ -346,3 +346,31 @@ async fn faults_count_the_sessions_own_audio_not_its_stream_position() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_stream_fault_fires_once_at_its_stream_position_whichever_session_gets_there() {
+    let mut cfg = timecoded_config(600_000);
+    cfg.stream_faults = vec![Fault::service_unavailable_at(400_600)];
+    let server = MockServer::start(cfg);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    // 400 s into the stream: 480 ms, then the 120 ms that reach 400.6 s.
+    client.binary(timecoded_s16le(16000, 400_000, 480)).await;
+    client.recv_json().await;
+    client.binary(timecoded_s16le(16000, 400_480, 120)).await;
+    expect_service_unavailable(&mut client).await;
+
+    // The next session replays from before the fault and goes past it: no second failure.
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    stream(&mut client, &timecoded_s16le(16000, 400_240, 1200)).await;
+    client.text("").await;
+    let (messages, end) = client.until_close().await;
+    assert_closed_normally(&end);
+    assert_eq!(messages.last().unwrap()["finished"], true);
+    let sessions = server.sessions();
+    assert_eq!(sessions[0].end, Some(SessionEnd::Error { code: 503 }));
+    assert_eq!(sessions[0].audio_len, 600 * BYTES_PER_MS as u64);
+    assert_eq!(sessions[1].end, Some(SessionEnd::Finished));
+    assert_eq!(sessions[1].stream_offset_ms, Some(400_240));
+}
