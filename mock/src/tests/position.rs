@@ -326,18 +326,23 @@ async fn timecodes_need_pcm_s16le_mono() {
     assert_eq!(server.sessions()[1].position, StreamPosition::NotFound);
 }
 
+/// A session at stream position 400 s that sends 480 ms, then 120 ms, and gets a 503.
+async fn failing_at_400_6_s(server: &MockServer) {
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.binary(timecoded_s16le(16000, 400_000, 480)).await;
+    client.recv_json().await;
+    client.binary(timecoded_s16le(16000, 400_480, 120)).await;
+    expect_service_unavailable(&mut client).await;
+}
+
 #[tokio::test]
 async fn faults_count_the_sessions_own_audio_not_its_stream_position() {
     let mut cfg = timecoded_config(600_000);
     cfg.default_faults = vec![Fault::service_unavailable_at(600)];
     let server = MockServer::start(cfg);
-    let mut client = Client::connect(&server.url()).await;
-    client.start(json!({})).await;
     // Stream position 400 s, but the fault fires after 600 ms of this session's audio.
-    client.binary(timecoded_s16le(16000, 400_000, 480)).await;
-    client.recv_json().await;
-    client.binary(timecoded_s16le(16000, 400_480, 120)).await;
-    expect_service_unavailable(&mut client).await;
+    failing_at_400_6_s(&server).await;
     let record = &server.sessions()[0];
     assert_eq!(record.stream_offset_ms, Some(400_000));
     assert_eq!(record.audio_len, 600 * BYTES_PER_MS as u64);
@@ -352,13 +357,8 @@ async fn a_stream_fault_fires_once_at_its_stream_position_whichever_session_gets
     let mut cfg = timecoded_config(600_000);
     cfg.stream_faults = vec![Fault::service_unavailable_at(400_600)];
     let server = MockServer::start(cfg);
-    let mut client = Client::connect(&server.url()).await;
-    client.start(json!({})).await;
     // 400 s into the stream: 480 ms, then the 120 ms that reach 400.6 s.
-    client.binary(timecoded_s16le(16000, 400_000, 480)).await;
-    client.recv_json().await;
-    client.binary(timecoded_s16le(16000, 400_480, 120)).await;
-    expect_service_unavailable(&mut client).await;
+    failing_at_400_6_s(&server).await;
 
     // The next session replays from before the fault and goes past it: no second failure.
     let mut client = Client::connect(&server.url()).await;
