@@ -89,23 +89,10 @@ fn eos_without_audio_passes_at_once_without_connecting() {
     assert_eq!(server.connection_count(), 0);
 }
 
-#[test]
-fn a_server_that_hangs_while_draining_is_bounded_by_drain_timeout() {
-    // The words are heard but never made final, and `finished` never comes.
-    let script = Script::from_utterances(&[("Almost there.", 100, 900)]);
-    let server = server(script.clone(), |c| {
-        c.auto_final_lag_ms = None;
-        c.endpoints = false;
-        c.default_faults = vec![Fault::SilentAfterEnd];
-    });
-    let (pipeline, stt) = short_file(&format!(
-        "url={} api-key={KEY} drain-timeout=2000",
-        server.url()
-    ));
-    let recorder = Recorder::attach(&stt);
-    // The end of the audio: EOS entering the element (pace=0 sends it on at once).
-    let end_of_audio = Arc::new(Mutex::new(None));
-    let seen = end_of_audio.clone();
+/// When EOS enters `stt` (the end of the audio: pace=0 sends it on at once).
+fn end_of_audio(stt: &gst::Element) -> Arc<Mutex<Option<Instant>>> {
+    let at = Arc::new(Mutex::new(None));
+    let seen = at.clone();
     stt.static_pad("sink").unwrap().add_probe(
         gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
@@ -117,6 +104,19 @@ fn a_server_that_hangs_while_draining_is_bounded_by_drain_timeout() {
             gst::PadProbeReturn::Ok
         },
     );
+    at
+}
+
+/// Runs `stt_properties` on the short file and checks what a bounded drain promises: EOS
+/// (no error) 2–3 s after the end of the audio, the script's words pushed with their times,
+/// and the drain-timeout warning.
+fn assert_drain_bounded(server: &MockServer, script: &Script, stt_properties: &str) -> Run {
+    let (pipeline, stt) = short_file(&format!(
+        "url={} api-key={KEY} drain-timeout=2000 {stt_properties}",
+        server.url()
+    ));
+    let recorder = Recorder::attach(&stt);
+    let end_of_audio = end_of_audio(&stt);
     let run = run(&pipeline, WAIT);
     assert!(run.eos, "EOS still comes: {:?}", run.error());
     let eos_out = recorder
@@ -129,13 +129,46 @@ fn a_server_that_hangs_while_draining_is_bounded_by_drain_timeout() {
         waited >= Duration::from_millis(1900) && waited <= Duration::from_secs(3),
         "EOS went downstream {waited:?} after the end of the audio"
     );
-    assert_eq!(
-        run.warnings(),
-        ["Soniox did not finish within drain-timeout: the last words were pushed as they were"]
+    assert!(
+        run.warnings().contains(
+            &"Soniox did not finish within drain-timeout: the last words were pushed as they were"
+                .to_string()
+        ),
+        "{:?}",
+        run.warnings()
     );
     // The words Soniox never made final are pushed as they were, with their times.
-    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    assert_words_match(&recorder.words(), script, |ms| ms * MS);
+    run
+}
+
+/// Words heard but never made final (no automatic finals, no endpoints).
+fn unfinalizing_server(script: &Script, fault: Fault) -> MockServer {
+    server(script.clone(), |c| {
+        c.auto_final_lag_ms = None;
+        c.endpoints = false;
+        c.session_faults = vec![vec![fault]];
+        c.default_faults = vec![Fault::RejectHandshake { status: 503 }];
+    })
+}
+
+#[test]
+fn a_server_that_hangs_while_draining_is_bounded_by_drain_timeout() {
+    let script = Script::from_utterances(&[("Almost there.", 100, 900)]);
+    let server = unfinalizing_server(&script, Fault::SilentAfterEnd);
+    let run = assert_drain_bounded(&server, &script, "");
+    assert_eq!(run.warnings().len(), 1);
     let record = &server.sessions()[0];
     assert!(!record.sent_finished());
     assert_eq!(record.final_text(), "", "nothing was final");
+}
+
+#[test]
+fn a_drain_that_breaks_and_cannot_reconnect_is_bounded_by_drain_timeout() {
+    // The connection drops right after the end of the audio; every reconnect is refused.
+    let script = Script::from_utterances(&[("Almost there.", 100, 900)]);
+    let server = unfinalizing_server(&script, Fault::DropAfterEnd);
+    let run = assert_drain_bounded(&server, &script, "max-reconnects=10");
+    assert!(run.session_events().contains(&"reconnecting".to_string()));
+    assert!(server.connection_count() >= 2, "it tried to reconnect");
 }

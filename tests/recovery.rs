@@ -68,6 +68,38 @@ fn an_abrupt_tcp_drop_mid_stream_loses_no_word() {
 }
 
 #[test]
+fn reconnects_that_fail_too_still_replay_every_word() {
+    // The 503 at 6 s; the next connection is refused; the one after drops after 1 s of its
+    // audio, in the middle of the replay; the fourth carries on.
+    let server = recognizing_server(|c| {
+        c.session_faults = vec![
+            vec![Fault::service_unavailable_at(6000)],
+            vec![Fault::RejectHandshake { status: 503 }],
+            vec![Fault::DropAt { audio_ms: 1000 }],
+        ];
+    });
+    let (run, recorder) = run_sample(&server, "");
+    assert_every_word_once_in_order(&run, &recorder);
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 4);
+    assert_eq!(sessions[2].end, Some(SessionEnd::Dropped));
+    let offsets: Vec<Option<u64>> = sessions.iter().map(|s| s.stream_offset_ms).collect();
+    let (Some(third), Some(fourth)) = (offsets[2], offsets[3]) else {
+        panic!("{offsets:?}");
+    };
+    assert!(
+        offsets[1].is_none() && third <= fourth && fourth <= third + 1000,
+        "the fourth connection replays what the third did not get finalized: {offsets:?}"
+    );
+    let reconnecting = run
+        .session_events()
+        .iter()
+        .filter(|e| *e == "reconnecting")
+        .count();
+    assert_eq!(reconnecting, 3);
+}
+
+#[test]
 fn a_rejected_key_is_not_retried() {
     let server = recognizing_server(|_| {});
     let (pipeline, _stt) = launch(&format!(

@@ -24,6 +24,9 @@ pub enum Fault {
     },
     /// Once `audio_ms` of audio arrived: drop the TCP connection without a close frame.
     DropAt { audio_ms: u64 },
+    /// After the empty frame: drop the TCP connection without a close frame, before sending
+    /// anything more (the words not yet final stay non-final).
+    DropAfterEnd,
     /// After the empty frame: send the remaining finals, but never `finished` and never close
     /// (until the client goes away; no idle timeout either).
     NoFinished,
@@ -110,6 +113,7 @@ impl Fault {
             | Fault::SessionLimit { audio_ms } => Some(*audio_ms),
             Fault::NoFinished
             | Fault::SilentAfterEnd
+            | Fault::DropAfterEnd
             | Fault::CloseBeforeFinished
             | Fault::RejectHandshake { .. } => None,
         }

@@ -370,6 +370,10 @@ where
         let Some(received) = self.settle_position() else {
             return Ok(false);
         };
+        if self.faults.contains(&Fault::DropAfterEnd) {
+            self.set_end(SessionEnd::Dropped);
+            return Err(Stop);
+        }
         if self.faults.contains(&Fault::SilentAfterEnd) {
             self.phase = Phase::Drained;
             return Ok(false);

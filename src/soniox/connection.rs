@@ -57,7 +57,6 @@ pub(super) async fn run(
     queue: &AudioQueue,
     timeline: &Arc<Mutex<Timeline>>,
     carry: &mut Carry,
-    replayed: Vec<Chunk>,
     reporter: &impl Report,
 ) -> Result<Option<SessionEvent>, Broken> {
     let lost = |error, final_ms| Broken { error, final_ms };
@@ -78,12 +77,17 @@ pub(super) async fn run(
     // against the live queue's limit.
     let mut sent_bytes = 0u64;
     let mut processed_bytes = 0u64;
+    // Once per connection: the replay buffer had to forget audio.
+    let mut overflowed = false;
     // The audio Soniox had not finalized when the previous connection broke goes first.
-    for chunk in replayed {
+    while let Some(chunk) = carry.replay.next_pending() {
         sent_bytes += chunk.data.len() as u64;
-        send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
+        let forgotten = send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
             .await
             .map_err(|e| lost(transport(e), final_ms))?;
+        if !report_overflow(reporter, queue_ms(queue, forgotten), &mut overflowed).await {
+            return Ok(None);
+        }
     }
     queue.set_unprocessed(sent_bytes);
     if carry.ended_audio {
@@ -162,7 +166,15 @@ pub(super) async fn run(
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                     let sent = send_audio(&mut sink, chunk, timeline, &mut carry.replay, pacer.as_mut()).await;
                     last_sent = Instant::now();
-                    sent.map_err(transport)
+                    match sent {
+                        Ok(forgotten) => {
+                            if !report_overflow(reporter, queue_ms(queue, forgotten), &mut overflowed).await {
+                                return Ok(None);
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(transport(e)),
+                    }
                 }
                 Some(Queued::Finalize) => {
                     promise.finalize_sent(std::time::Instant::now());
@@ -195,19 +207,37 @@ pub(super) async fn run(
     }
 }
 
-/// Enters `chunk` in the timestamp table and the replay buffer, and sends it.
+/// `bytes` of the session's audio, in ms.
+fn queue_ms(queue: &AudioQueue, bytes: u64) -> u64 {
+    queue.duration_ns(bytes) / 1_000_000
+}
+
+/// Reports, once per connection, that the replay buffer forgot `forgotten_ms` of audio;
+/// false when nobody listens any more.
+async fn report_overflow(reporter: &impl Report, forgotten_ms: u64, reported: &mut bool) -> bool {
+    if forgotten_ms == 0 || *reported {
+        return true;
+    }
+    *reported = true;
+    reporter
+        .report(SessionEvent::ReplayOverflow { forgotten_ms })
+        .await
+}
+
+/// Enters `chunk` in the timestamp table and the replay buffer, and sends it. Returns the
+/// bytes the replay buffer forgot to make room (see [`Replay::sent`]).
 async fn send_audio<S>(
     sink: &mut S,
     chunk: Chunk,
     timeline: &Mutex<Timeline>,
     replay: &mut Replay,
     pacer: Option<&mut Pacer>,
-) -> Result<(), S::Error>
+) -> Result<u64, S::Error>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
     if chunk.data.is_empty() {
-        return Ok(()); // an empty frame would end the session
+        return Ok(0); // an empty frame would end the session
     }
     let len = chunk.data.len() as u64;
     timeline
@@ -217,13 +247,13 @@ where
     if let Some(pacer) = pacer {
         pacer.sent(len);
     }
-    replay.sent(&chunk);
+    let forgotten = replay.sent(&chunk);
     sink.send(Message::Binary(chunk.data)).await?;
     timeline
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .mark_sent(std::time::Instant::now());
-    Ok(())
+    Ok(forgotten)
 }
 
 /// Limits non-live audio to `speed` × real time after the initial burst.

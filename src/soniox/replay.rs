@@ -17,8 +17,13 @@ use super::audio_queue::Chunk;
 pub struct Replay {
     /// Chunks sent on the current connection, each with its start offset in that connection.
     chunks: VecDeque<(u64, Chunk)>,
+    /// What the current connection must send before anything else, oldest first: the audio
+    /// the previous connections left unfinalized. A chunk leaves it only to be sent, so a
+    /// connection that breaks before sending it all (even before connecting) loses none.
+    pending: VecDeque<Chunk>,
     /// Bytes sent on the current connection.
     sent: u64,
+    /// Bytes in `chunks` and `pending`.
     held: u64,
     limit_bytes: u64,
     frame_bytes: u64,
@@ -33,6 +38,7 @@ impl Replay {
         );
         Replay {
             chunks: VecDeque::new(),
+            pending: VecDeque::new(),
             sent: 0,
             held: 0,
             limit_bytes,
@@ -41,16 +47,20 @@ impl Replay {
         }
     }
 
-    /// `chunk` went out on the current connection.
-    pub fn sent(&mut self, chunk: &Chunk) {
+    /// `chunk` went out on the current connection. Returns how many bytes of the oldest audio
+    /// were forgotten to stay within the limit (0 unless the service stopped finalizing).
+    pub fn sent(&mut self, chunk: &Chunk) -> u64 {
         let len = chunk.data.len() as u64;
         self.chunks.push_back((self.sent, chunk.clone()));
         self.sent += len;
         self.held += len;
+        let mut forgotten = 0;
         while self.held > self.limit_bytes && self.chunks.len() > 1 {
             let (_, oldest) = self.chunks.pop_front().expect("more than one chunk");
             self.held -= oldest.data.len() as u64;
+            forgotten += oldest.data.len() as u64;
         }
+        forgotten
     }
 
     /// Soniox finalized the current connection's audio up to `ms`: that needs no replay.
@@ -65,29 +75,40 @@ impl Replay {
         }
     }
 
-    /// What the next connection must receive first: the audio from `final_ms` on (the
-    /// current connection's time). Starts the count for the next connection.
-    pub fn take(&mut self, final_ms: u64) -> Vec<Chunk> {
+    /// The next chunk the current connection must send first, if any. Hand it to
+    /// [`Replay::sent`] once sent.
+    pub fn next_pending(&mut self) -> Option<Chunk> {
+        let chunk = self.pending.pop_front()?;
+        self.held -= chunk.data.len() as u64;
+        Some(chunk)
+    }
+
+    /// The current connection broke with Soniox's `final_audio_proc_ms` at `final_ms` (its
+    /// time): the next connection starts with the audio from there on, then whatever this one
+    /// did not get to send. Starts the count for the next connection.
+    pub fn restart(&mut self, final_ms: u64) {
         let from = self.offset(final_ms);
-        let mut out = Vec::new();
+        let mut again = VecDeque::new();
         for (start, chunk) in self.chunks.drain(..) {
             let end = start + chunk.data.len() as u64;
             if end <= from {
+                self.held -= chunk.data.len() as u64;
                 continue;
             }
             let skip = from.saturating_sub(start);
-            out.push(Chunk {
+            self.held -= skip;
+            again.push_back(Chunk {
                 pts: chunk.pts + ns(skip, self.bytes_per_second),
                 discont: chunk.discont || skip > 0,
                 data: chunk.data.slice(skip as usize..),
             });
         }
-        if let Some(first) = out.first_mut() {
+        again.append(&mut self.pending);
+        if let Some(first) = again.front_mut() {
             first.discont = true;
         }
+        self.pending = again;
         self.sent = 0;
-        self.held = 0;
-        out
     }
 
     /// Audio held for replay, in bytes.
@@ -123,6 +144,12 @@ mod tests {
         }
     }
 
+    /// The connection broke at `final_ms`: what the next one sends first.
+    fn take(replay: &mut Replay, final_ms: u64) -> Vec<Chunk> {
+        replay.restart(final_ms);
+        std::iter::from_fn(|| replay.next_pending()).collect()
+    }
+
     #[test]
     fn replay_starts_at_the_finalized_audio_cut_on_a_frame() {
         let mut replay = Replay::new(60 * BPS, 2, BPS);
@@ -135,7 +162,13 @@ mod tests {
             6 * 3200,
             "chunks before 400 ms are gone"
         );
-        let again = replay.take(433);
+        replay.restart(433);
+        assert_eq!(
+            replay.held_bytes(),
+            6 * 3200 - 1056,
+            "held until sent again"
+        );
+        let again: Vec<Chunk> = std::iter::from_fn(|| replay.next_pending()).collect();
         assert_eq!(again.len(), 6);
         // 433 ms = 13856 bytes, inside the chunk starting at 400 ms (12800): 1056 bytes in.
         assert_eq!(again[0].pts, 5433 * MS);
@@ -152,6 +185,27 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_breaks_before_replaying_everything_loses_nothing() {
+        let mut replay = Replay::new(60 * BPS, 2, BPS);
+        for i in 0..6 {
+            replay.sent(&chunk(i * 100, 100));
+        }
+        replay.restart(0);
+        // The next connection never connects: the same audio waits for the one after.
+        replay.restart(0);
+        // That one sends two chunks, gets nothing finalized, and breaks.
+        for _ in 0..2 {
+            let chunk = replay.next_pending().unwrap();
+            replay.sent(&chunk);
+        }
+        let again = take(&mut replay, 0);
+        let pts: Vec<u64> = again.iter().map(|c| c.pts / MS).collect();
+        assert_eq!(pts, [0, 100, 200, 300, 400, 500]);
+        assert!(again.iter().all(|c| c.data.len() == 3200));
+        assert_eq!(replay.held_bytes(), 0);
+    }
+
+    #[test]
     fn odd_offsets_are_cut_on_whole_frames() {
         let mut replay = Replay::new(60 * 8000 * 4, 4, 8000 * 4); // 8 kHz F32
         replay.sent(&Chunk {
@@ -159,7 +213,7 @@ mod tests {
             discont: false,
             data: Bytes::from(vec![0u8; 3200]),
         });
-        let again = replay.take(3); // 96 bytes: a whole number of 4-byte frames
+        let again = take(&mut replay, 3); // 96 bytes: a whole number of 4-byte frames
         assert_eq!(again[0].data.len() % 4, 0);
         assert_eq!(again[0].data.len(), 3200 - 96);
         assert_eq!(again[0].pts, 3 * MS);
@@ -172,7 +226,7 @@ mod tests {
             replay.sent(&chunk(i * 100, 100));
         }
         assert_eq!(replay.held_bytes(), BPS);
-        let again = replay.take(0);
+        let again = take(&mut replay, 0);
         assert_eq!(
             again[0].pts,
             500 * MS,

@@ -106,6 +106,11 @@ pub enum SessionEvent {
     Finished,
     /// The server did not finish within the drain timeout; the session was closed.
     DrainTimedOut,
+    /// The replay buffer is full (Soniox has not finalized for longer than it holds): the
+    /// oldest `forgotten_ms` of audio would not survive a reconnect. Once per connection.
+    ReplayOverflow {
+        forgotten_ms: u64,
+    },
     /// This connection broke; the next one opens after `delay` and replays what was not
     /// final. Its non-final tokens are void.
     Reconnecting {
@@ -351,7 +356,6 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         ended_audio: false,
         drain_deadline: None,
     };
-    let mut replayed = Vec::new();
     let mut failures = 0u32;
     loop {
         let session = numbers.fetch_add(1, Ordering::Relaxed) + 1;
@@ -362,16 +366,16 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             timeline: &timeline,
         };
         let started = tokio::time::Instant::now();
-        let broken = match connection::run(
-            config,
-            queue,
-            &timeline,
-            &mut carry,
-            replayed,
-            &connection,
-        )
-        .await
-        {
+        // Once the end of audio was sent, the drain deadline bounds reconnecting too.
+        let deadline = carry.drain_deadline;
+        let run = connection::run(config, queue, &timeline, &mut carry, &connection);
+        let ended = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, run)
+                .await
+                .unwrap_or(Ok(Some(SessionEvent::DrainTimedOut))),
+            None => run.await,
+        };
+        let broken = match ended {
             Ok(Some(end)) => {
                 connection.report(end).await;
                 return;
@@ -396,7 +400,7 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             return;
         }
         let delay = backoff(failures, &broken.error);
-        replayed = carry.replay.take(broken.final_ms);
+        carry.replay.restart(broken.final_ms);
         let event = SessionEvent::Reconnecting {
             error: broken.error,
             attempt: failures,
@@ -405,7 +409,15 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         if !connection.report(event).await {
             return;
         }
-        tokio::time::sleep(delay).await;
+        let wake = tokio::time::Instant::now() + delay;
+        match carry.drain_deadline {
+            Some(deadline) if deadline <= wake => {
+                tokio::time::sleep_until(deadline).await;
+                connection.report(SessionEvent::DrainTimedOut).await;
+                return;
+            }
+            _ => tokio::time::sleep_until(wake).await,
+        }
     }
 }
 

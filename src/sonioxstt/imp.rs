@@ -631,6 +631,18 @@ impl SonioxStt {
         );
     }
 
+    pub fn warn_replay_overflow(&self, id: u32, forgotten_ms: u64) {
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Write,
+            (
+                "Soniox has not finalized the last {} s of audio: older audio would be lost if the connection broke now",
+                settings::REPLAY_LIMIT.as_secs()
+            ),
+            ["session {}: the replay buffer forgot {} ms", id, forgotten_ms]
+        );
+    }
+
     pub fn warn_drain_timeout(&self, id: u32) {
         gst::element_imp_warning!(
             self,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::imp::{SonioxStt, CAT};
 use super::messages::{self, SessionLife};
-use crate::soniox::protocol::ServerMessage;
+use crate::soniox::protocol::{ServerMessage, Token};
 use crate::soniox::session::SessionEvent;
 use crate::transcript::timeline::Timeline;
 use crate::transcript::words::{Assembled, Boundary, Word, WordAssembler};
@@ -62,8 +62,8 @@ pub struct Output {
     sessions: BTreeMap<u32, SessionOutput>,
     /// Streams (element sessions) that have ended.
     ended: BTreeSet<u32>,
-    /// Word assemblers handed from a broken connection to the next one of its stream.
-    inherited: BTreeMap<u32, WordAssembler>,
+    /// What a broken connection hands to the next one of its stream.
+    inherited: BTreeMap<u32, Inherited>,
     /// Sessions that must end before the deferred items go out.
     barrier: Vec<u32>,
     deferred: VecDeque<Item>,
@@ -75,8 +75,24 @@ pub struct Output {
     last_late_warning: Option<Instant>,
 }
 
+/// What a broken connection hands to the next one of its stream.
+#[derive(Default)]
+struct Inherited {
+    assembler: WordAssembler,
+    unconfirmed: Option<Unconfirmed>,
+}
+
+/// The non-final tail of a broken connection, with the timeline its times are on: pushed as
+/// it was if the drain times out before a new connection says anything.
+struct Unconfirmed {
+    tokens: Vec<Token>,
+    timeline: Arc<Mutex<Timeline>>,
+}
+
 struct SessionOutput {
     assembler: WordAssembler,
+    /// See [`Unconfirmed`]; cleared by the first tokens of this connection.
+    unconfirmed: Option<Unconfirmed>,
     timeline: Arc<Mutex<Timeline>>,
     live: bool,
     /// The next buffer is the session's first.
@@ -213,11 +229,12 @@ impl Output {
             return Ok(());
         }
         if !self.sessions.contains_key(&id) {
-            let assembler = self.inherited.remove(&stream).unwrap_or_default();
+            let inherited = self.inherited.remove(&stream).unwrap_or_default();
             self.sessions.insert(
                 id,
                 SessionOutput {
-                    assembler,
+                    assembler: inherited.assembler,
+                    unconfirmed: inherited.unconfirmed,
                     timeline,
                     live,
                     discont: true,
@@ -247,16 +264,34 @@ impl Output {
                 self.advance(imp, id, false);
                 Ok(())
             }
+            SessionEvent::ReplayOverflow { forgotten_ms } => {
+                imp.warn_replay_overflow(id, forgotten_ms);
+                Ok(())
+            }
             SessionEvent::Reconnecting {
                 error,
                 attempt,
                 delay,
             } => {
                 // What was final is pushed; the rest comes again from the replay.
-                let out = self.session(id).assembler.break_connection();
+                let session = self.session(id);
+                let tokens = session.assembler.take_interim();
+                if !tokens.is_empty() {
+                    session.unconfirmed = Some(Unconfirmed {
+                        tokens,
+                        timeline: session.timeline.clone(),
+                    });
+                }
+                let out = session.assembler.break_connection();
                 self.emit(imp, id, out)?;
                 let session = self.sessions.remove(&id).expect("session output exists");
-                self.inherited.insert(stream, session.assembler);
+                self.inherited.insert(
+                    stream,
+                    Inherited {
+                        assembler: session.assembler,
+                        unconfirmed: session.unconfirmed,
+                    },
+                );
                 imp.warn_reconnecting(id, &error, attempt, delay);
                 imp.post(messages::session(
                     SessionLife::Reconnecting,
@@ -274,6 +309,12 @@ impl Output {
                 self.end_stream(imp, stream, id)
             }
             SessionEvent::DrainTimedOut => {
+                let session = self.session(id);
+                // No new connection said anything: the broken one's tail, on its timeline.
+                if let Some(unconfirmed) = session.unconfirmed.take() {
+                    session.assembler.restore_interim(unconfirmed.tokens);
+                    session.timeline = unconfirmed.timeline;
+                }
                 let out = self.session(id).assembler.finish_with_interim();
                 self.emit(imp, id, out)?;
                 self.advance(imp, id, true);
@@ -303,6 +344,8 @@ impl Output {
         let session = self.session(id);
         let fed = session.assembler.feed(&message.tokens);
         if !message.tokens.is_empty() {
+            // This connection heard the replayed audio again: its words replace the old tail.
+            session.unconfirmed = None;
             let timeline = session.timeline.lock().unwrap();
             imp.post_with(|| {
                 messages::transcript(message, &fed.final_text, &fed.interim_text, id, &timeline)

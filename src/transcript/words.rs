@@ -139,6 +139,16 @@ impl WordAssembler {
         out
     }
 
+    /// The non-final tail of the latest message (emptied).
+    pub fn take_interim(&mut self) -> Vec<Token> {
+        std::mem::take(&mut self.interim)
+    }
+
+    /// Puts back a non-final tail (of a broken connection) for [`Self::finish_with_interim`].
+    pub fn restore_interim(&mut self, tokens: Vec<Token>) {
+        self.interim = tokens;
+    }
+
     /// The session ended without finalizing its last tokens (drain timeout): the non-final
     /// tail is taken as it is.
     pub fn finish_with_interim(&mut self) -> Vec<Assembled> {

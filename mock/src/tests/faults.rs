@@ -129,6 +129,21 @@ async fn silent_after_end_leaves_the_words_non_final_and_never_finishes() {
 }
 
 #[tokio::test]
+async fn drop_after_end_goes_away_without_another_word() {
+    let server = server_with(vec![Fault::DropAfterEnd]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(6).await;
+    for _ in 0..6 {
+        client.recv_json().await;
+    }
+    client.text("").await;
+    assert!(matches!(client.recv().await, Recv::Gone));
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::Dropped)));
+    assert_eq!(server.sessions()[0].sent.len(), 6);
+}
+
+#[tokio::test]
 async fn close_before_finished() {
     let server = server_with(vec![Fault::CloseBeforeFinished]);
     let mut client = Client::connect(&server.url()).await;
