@@ -305,3 +305,41 @@ fn a_stall_beyond_10_s_drops_the_oldest_audio_with_a_warning_and_later_times_sta
         },
     );
 }
+
+#[test]
+fn a_live_session_rotates_in_the_pause_right_after_an_endpoint() {
+    // max-session-duration 7 s: rotation may come from 6.3 s on, preferably in a pause.
+    // "Before the pause." ends at 5.9 s, and its endpoint is due at 6.4 s; "After" spans 7 s,
+    // the hard limit. The endpoint of "Hello there." (2.5 s) is long stale by then.
+    let script = Script::from_utterances(&[
+        ("Hello there.", 1000, 2000),
+        ("Before the pause.", 4000, 5900),
+        ("After it.", 6900, 8000),
+    ]);
+    let server = server(script.clone(), |c| c.timecoded = true);
+    let stt = element(&server);
+    stt.set_property("max-session-duration", 7000u32);
+    let recorder = Recorder::attach(&stt);
+    let (mut h, bus) = live_harness(&stt);
+    push_live(
+        &mut h,
+        &soniox_mock::timecoded_s16le(RATE as u32, 0, 9000),
+        RATE,
+        CHUNK_MS,
+    );
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+
+    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s.end == Some(SessionEnd::Finished)));
+    let cut = sessions[1]
+        .stream_offset_ms
+        .expect("the second session's position");
+    assert!(
+        (6400..6900).contains(&cut),
+        "the new session starts at {cut} ms: in the pause after the endpoint at 6.4 s"
+    );
+    assert!(warnings(&bus).is_empty(), "{:?}", warnings(&bus));
+}

@@ -8,7 +8,7 @@
 //! Lock order: `state`, then `settings`. Neither lock is held while blocking: sending to a
 //! full channel, pushing downstream, or stopping the src task.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,11 @@ pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     )
 });
 
+/// See [`ActiveSession::endpoint_pts`].
+const NO_ENDPOINT: u64 = u64::MAX;
+/// Audio this close after an endpoint (ns) is taken to be in the pause that followed it.
+const ENDPOINT_FRESH_NS: u64 = 500_000_000;
+
 /// A session that may still receive audio or drain.
 #[derive(Debug)]
 struct ActiveSession {
@@ -47,8 +52,9 @@ struct ActiveSession {
     started: Instant,
     /// Audio queued for it, in bytes.
     pushed: u64,
-    /// Soniox reported an endpoint since the last look: a good moment to rotate.
-    endpoint: Arc<AtomicBool>,
+    /// Input time (ns) up to which Soniox had heard when it last reported an endpoint
+    /// ([`NO_ENDPOINT`]: none yet): right after it is a pause, a good moment to rotate.
+    endpoint_pts: Arc<AtomicU64>,
 }
 
 impl ActiveSession {
@@ -57,15 +63,21 @@ impl ActiveSession {
     }
 
     /// Whether the session has carried enough audio (live: time) to hand over to a new
-    /// one, preferably right after an endpoint within the last stretch before `limit`.
-    fn due_for_rotation(&self, limit: Duration) -> bool {
+    /// one before the audio at `next_pts`. Within the last tenth before `limit` (at most
+    /// 60 s), it hands over where the audio is right after an endpoint, so that the cut
+    /// falls in a pause and no word is split between the sessions; at `limit` in any case.
+    fn due_for_rotation(&self, limit: Duration, next_pts: Option<u64>) -> bool {
         let carried = if self.live {
             self.started.elapsed()
         } else {
             Duration::from_nanos(self.handle.queue().duration_ns(self.pushed))
         };
         let early = limit.saturating_sub((limit / 10).min(Duration::from_secs(60)));
-        carried >= limit || (carried >= early && self.endpoint.swap(false, Ordering::Relaxed))
+        let endpoint = self.endpoint_pts.load(Ordering::Relaxed);
+        let in_pause = next_pts.is_some_and(|pts| {
+            endpoint != NO_ENDPOINT && pts.saturating_sub(endpoint) <= ENDPOINT_FRESH_NS
+        });
+        carried >= limit || (carried >= early && in_pause)
     }
 }
 
@@ -144,8 +156,8 @@ impl SonioxStt {
     // ---- input: audio -------------------------------------------------------------------
 
     fn sink_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let queue = self.session_for_audio(buffer.size() as u64)?;
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
+        let queue = self.session_for_audio(buffer.size() as u64, pts)?;
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
             gst::element_imp_error!(
@@ -190,13 +202,17 @@ impl SonioxStt {
 
     /// The queue of the session that takes the next `len` bytes of audio; opens one (or
     /// rotates to a new one) when needed.
-    fn session_for_audio(&self, len: u64) -> Result<Arc<AudioQueue>, gst::FlowError> {
+    fn session_for_audio(
+        &self,
+        len: u64,
+        pts: Option<u64>,
+    ) -> Result<Arc<AudioQueue>, gst::FlowError> {
         let limit = self.settings.lock().unwrap().max_session_duration();
         let rotate = {
             let mut state = self.state();
             state.check_flow()?;
             match &mut state.session {
-                Some(session) if !session.due_for_rotation(limit) => {
+                Some(session) if !session.due_for_rotation(limit, pts) => {
                     session.pushed += len;
                     return Ok(session.queue().clone());
                 }
@@ -293,9 +309,9 @@ impl SonioxStt {
             format.rate,
             config.url
         );
-        let endpoint = Arc::new(AtomicBool::new(false));
+        let endpoint_pts = Arc::new(AtomicU64::new(NO_ENDPOINT));
         let element = self.obj().downgrade();
-        let seen_endpoint = endpoint.clone();
+        let seen_endpoint = endpoint_pts.clone();
         let connections = state.connections.clone();
         let handle = SessionHandle::spawn(config, queue.clone(), connections, output, move |r| {
             match (&r.event, element.upgrade()) {
@@ -304,7 +320,15 @@ impl SonioxStt {
                     element.imp().session_failed(r.session, error);
                 }
                 (SessionEvent::Message(m), _) if m.tokens.iter().any(|t| t.text == Token::END) => {
-                    seen_endpoint.store(true, Ordering::Relaxed);
+                    let heard = m.total_audio_proc_ms.and_then(|ms| {
+                        r.timeline
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pts_at_ms(ms)
+                    });
+                    if let Some(pts) = heard {
+                        seen_endpoint.store(pts, Ordering::Relaxed);
+                    }
                 }
                 _ => {}
             }
@@ -323,7 +347,7 @@ impl SonioxStt {
             live,
             started: Instant::now(),
             pushed: 0,
-            endpoint,
+            endpoint_pts,
         });
         Ok(queue)
     }
