@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::{ClientEventKind, Fault, MockServer, SessionEnd};
@@ -79,16 +79,23 @@ async fn drop_without_close_frame() {
     assert_eq!(server.sessions()[0].sent.len(), 2);
 }
 
-#[tokio::test]
-async fn no_finished_keeps_the_connection_open() {
-    let server = server_with(vec![Fault::NoFinished]);
+/// A session of six chunks, each answered, then the empty frame; returns the answers.
+async fn six_chunks_then_the_end(server: &MockServer) -> (Client, Vec<Value>) {
     let mut client = Client::connect(&server.url()).await;
     client.start(json!({})).await;
     client.chunks(6).await;
+    let mut heard = Vec::new();
     for _ in 0..6 {
-        client.recv_json().await;
+        heard.push(client.recv_json().await);
     }
     client.text("").await;
+    (client, heard)
+}
+
+#[tokio::test]
+async fn no_finished_keeps_the_connection_open() {
+    let server = server_with(vec![Fault::NoFinished]);
+    let (mut client, _) = six_chunks_then_the_end(&server).await;
     let drain = client.recv_json().await;
     assert_eq!(final_text(&[drain]), "Hello, GStreamer");
     assert!(client.nothing_within(Duration::from_millis(300)).await);
@@ -107,19 +114,12 @@ async fn silent_after_end_leaves_the_words_non_final_and_never_finishes() {
     cfg.auto_final_lag_ms = None;
     cfg.default_faults = vec![Fault::SilentAfterEnd];
     let server = MockServer::start(cfg);
-    let mut client = Client::connect(&server.url()).await;
-    client.start(json!({})).await;
-    client.chunks(6).await;
-    let mut heard = Vec::new();
-    for _ in 0..6 {
-        heard.push(client.recv_json().await);
-    }
+    let (mut client, heard) = six_chunks_then_the_end(&server).await;
     assert_eq!(final_text(&heard), "");
     assert!(heard
         .iter()
         .flat_map(tokens)
         .any(|t| t["is_final"] == false));
-    client.text("").await;
     assert!(client.nothing_within(Duration::from_millis(300)).await);
     client.close().await;
     assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::ClientClosed)));
@@ -131,13 +131,7 @@ async fn silent_after_end_leaves_the_words_non_final_and_never_finishes() {
 #[tokio::test]
 async fn drop_after_end_goes_away_without_another_word() {
     let server = server_with(vec![Fault::DropAfterEnd]);
-    let mut client = Client::connect(&server.url()).await;
-    client.start(json!({})).await;
-    client.chunks(6).await;
-    for _ in 0..6 {
-        client.recv_json().await;
-    }
-    client.text("").await;
+    let (mut client, _) = six_chunks_then_the_end(&server).await;
     assert!(matches!(client.recv().await, Recv::Gone));
     assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::Dropped)));
     assert_eq!(server.sessions()[0].sent.len(), 6);
