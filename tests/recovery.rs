@@ -65,6 +65,11 @@ fn an_abrupt_tcp_drop_mid_stream_loses_no_word() {
     assert_eq!(server.sessions().len(), 2);
     assert_eq!(server.sessions()[0].end, Some(SessionEnd::Dropped));
     assert!(run.session_events().contains(&"reconnecting".to_string()));
+    assert!(
+        run.warnings().iter().any(|w| w.contains("reconnecting")),
+        "{:?}",
+        run.warnings()
+    );
 }
 
 #[test]

@@ -426,6 +426,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_is_retried() {
+        let service = |code| {
+            SessionError::Service(ServiceError {
+                code: Some(code),
+                error_type: None,
+                message: String::new(),
+                request_id: None,
+            })
+        };
+        for code in [408, 429, 500, 502, 503] {
+            assert!(service(code).is_retryable(), "{code}");
+        }
+        for code in [400, 401, 402, 403, 404] {
+            assert!(!service(code).is_retryable(), "{code}");
+        }
+        assert!(SessionError::Transport("reset".into()).is_retryable());
+        let tls = SessionError::Tls {
+            host: "localhost".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(!tls.is_retryable(), "a certificate does not heal by itself");
+    }
+
+    #[test]
     fn reconnects_back_off_from_a_quarter_second_to_eight() {
         let transport = SessionError::Transport("reset".into());
         let waits: Vec<u64> = (1..=8)
