@@ -419,12 +419,9 @@ where
             self.fired[i] = true;
             due.push(self.faults[i].clone());
         }
-        if let Some(stream_ms) = stream_ms {
-            due.extend(
-                self.ctx
-                    .shared
-                    .take_stream_faults(&self.ctx.config.stream_faults, stream_ms),
-            );
+        let stream_faults = &self.ctx.config.stream_faults;
+        if let Some(stream_ms) = stream_ms.filter(|_| !stream_faults.is_empty()) {
+            due.extend(self.ctx.shared.take_stream_faults(stream_faults, stream_ms));
         }
         for fault in due {
             match fault {

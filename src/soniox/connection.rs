@@ -77,18 +77,16 @@ pub(super) async fn run(
     // against the live queue's limit.
     let mut sent_bytes = 0u64;
     let mut processed_bytes = 0u64;
-    // Once per connection: the replay buffer had to forget audio.
-    let mut overflowed = false;
     // The audio Soniox had not finalized when the previous connection broke goes first.
+    // (It moves within the replay buffer, so nothing is forgotten.)
     while let Some(chunk) = carry.replay.next_pending() {
         sent_bytes += chunk.data.len() as u64;
-        let forgotten = send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
+        send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
             .await
             .map_err(|e| lost(transport(e), final_ms))?;
-        if !report_overflow(reporter, queue_ms(queue, forgotten), &mut overflowed).await {
-            return Ok(None);
-        }
     }
+    // The replay buffer had to forget audio (reported once per connection).
+    let mut overflowed = false;
     queue.set_unprocessed(sent_bytes);
     if carry.ended_audio {
         sink.send(Message::text(""))
@@ -167,12 +165,15 @@ pub(super) async fn run(
                     let sent = send_audio(&mut sink, chunk, timeline, &mut carry.replay, pacer.as_mut()).await;
                     last_sent = Instant::now();
                     match sent {
-                        Ok(forgotten) => {
-                            if !report_overflow(reporter, queue_ms(queue, forgotten), &mut overflowed).await {
+                        Ok(forgotten) if forgotten > 0 && !overflowed => {
+                            overflowed = true;
+                            let forgotten_ms = queue.duration_ns(forgotten) / 1_000_000;
+                            if !reporter.report(SessionEvent::ReplayOverflow { forgotten_ms }).await {
                                 return Ok(None);
                             }
                             Ok(())
                         }
+                        Ok(_) => Ok(()),
                         Err(e) => Err(transport(e)),
                     }
                 }
@@ -205,23 +206,6 @@ pub(super) async fn run(
         };
         step.map_err(|error| lost(error, final_ms))?;
     }
-}
-
-/// `bytes` of the session's audio, in ms.
-fn queue_ms(queue: &AudioQueue, bytes: u64) -> u64 {
-    queue.duration_ns(bytes) / 1_000_000
-}
-
-/// Reports, once per connection, that the replay buffer forgot `forgotten_ms` of audio;
-/// false when nobody listens any more.
-async fn report_overflow(reporter: &impl Report, forgotten_ms: u64, reported: &mut bool) -> bool {
-    if forgotten_ms == 0 || *reported {
-        return true;
-    }
-    *reported = true;
-    reporter
-        .report(SessionEvent::ReplayOverflow { forgotten_ms })
-        .await
 }
 
 /// Enters `chunk` in the timestamp table and the replay buffer, and sends it. Returns the
