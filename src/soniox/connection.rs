@@ -21,6 +21,7 @@ use super::promise::Promise;
 use super::protocol::{Control, ServerMessage, ServiceError};
 use super::replay::Replay;
 use super::session::{Pacing, SessionConfig, SessionError, SessionEvent};
+use super::writer::Writer;
 use crate::transcript::timeline::Timeline;
 
 type Socket =
@@ -70,6 +71,7 @@ pub(super) async fn run(
     if !reporter.report(SessionEvent::Connected).await {
         return Ok(None);
     }
+    let mut writer = Writer::new(sink);
 
     let mut pacer = config.pacing.map(Pacer::new);
     let mut promise = Promise::new(config.latency_ms.clone());
@@ -77,27 +79,34 @@ pub(super) async fn run(
     // against the live queue's limit.
     let mut sent_bytes = 0u64;
     let mut processed_bytes = 0u64;
-    // The audio Soniox had not finalized when the previous connection broke goes first.
-    // (It moves within the replay buffer, so nothing is forgotten.)
-    while let Some(chunk) = carry.replay.next_pending() {
-        sent_bytes += chunk.data.len() as u64;
-        send_audio(&mut sink, chunk, timeline, &mut carry.replay, None)
-            .await
-            .map_err(|e| lost(transport(e), final_ms))?;
-    }
+    // The audio Soniox had not finalized when the previous connection broke goes first, then
+    // the end of the audio if it was already taken from the queue.
+    let mut end_to_send = carry.ended_audio;
     // The replay buffer had to forget audio (reported once per connection).
     let mut overflowed = false;
-    queue.set_unprocessed(sent_bytes);
-    if carry.ended_audio {
-        sink.send(Message::text(""))
-            .await
-            .map_err(|e| lost(transport(e), final_ms))?;
-    }
+    // What the frame on its way is.
+    let mut sending = Frame::Control;
     // Never more audio on the way than a replay could repeat: what the service has not
     // processed yet may sit in socket buffers at either end, and is lost with the connection.
     let max_in_flight = queue.bytes_for_ms(config.replay_limit.as_millis() as u64 / 2);
     let mut last_sent = Instant::now();
     loop {
+        // The replay and a pending end of audio go before anything the queue holds.
+        if writer.is_idle() {
+            if let Some(chunk) = carry.replay.next_pending() {
+                sent_bytes += chunk.data.len() as u64;
+                queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
+                start_audio(&mut writer, chunk, timeline, &mut carry.replay, None);
+                sending = Frame::Audio;
+                continue;
+            }
+            if std::mem::take(&mut end_to_send) {
+                writer.start(Message::text(""));
+                sending = Frame::Control;
+                continue;
+            }
+        }
+        let idle = writer.is_idle();
         let now = Instant::now();
         let keepalive_at = last_sent + config.keepalive_interval;
         // Pacing: the next audio may go out then (and nothing after it may overtake it).
@@ -138,7 +147,7 @@ pub(super) async fn run(
                         return Ok(None);
                     }
                     if finished {
-                        let _ = timeout(Duration::from_secs(1), sink.close()).await;
+                        writer.close(Duration::from_secs(1)).await;
                         return Ok(Some(SessionEvent::Finished));
                     }
                     Ok(())
@@ -153,33 +162,39 @@ pub(super) async fn run(
                 }
                 Some(Err(e)) => Err(transport(e)),
             },
-            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if streaming && finalize_at.is_some() => {
-                promise.finalize_sent(std::time::Instant::now());
-                sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)
+            sent = writer.sent(), if !idle => {
+                if sending == Frame::Audio {
+                    last_sent = Instant::now();
+                    timeline.lock().unwrap_or_else(|e| e.into_inner()).mark_sent(std::time::Instant::now());
+                }
+                sent.map_err(transport)
             }
-            _ = sleep_until(take_at.unwrap_or(now)), if streaming && take_at.is_some() => Ok(()), // paced
-            item = queue.pop(), if streaming && take_at.is_none() && room => match item {
+            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if idle && streaming && finalize_at.is_some() => {
+                promise.finalize_sent(std::time::Instant::now());
+                writer.start(Message::text(Control::Finalize.to_json()));
+                sending = Frame::Control;
+                Ok(())
+            }
+            _ = sleep_until(take_at.unwrap_or(now)), if idle && streaming && take_at.is_some() => Ok(()), // paced
+            item = queue.pop(), if idle && streaming && take_at.is_none() && room => match item {
                 Some(Queued::Audio(chunk)) => {
                     sent_bytes += chunk.data.len() as u64;
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
-                    let sent = send_audio(&mut sink, chunk, timeline, &mut carry.replay, pacer.as_mut()).await;
-                    last_sent = Instant::now();
-                    match sent {
-                        Ok(forgotten) if forgotten > 0 && !overflowed => {
-                            overflowed = true;
-                            let forgotten_ms = queue.duration_ns(forgotten) / 1_000_000;
-                            if !reporter.report(SessionEvent::ReplayOverflow { forgotten_ms }).await {
-                                return Ok(None);
-                            }
-                            Ok(())
+                    let forgotten = start_audio(&mut writer, chunk, timeline, &mut carry.replay, pacer.as_mut());
+                    sending = Frame::Audio;
+                    if forgotten > 0 && !std::mem::replace(&mut overflowed, true) {
+                        let forgotten_ms = queue.duration_ns(forgotten) / 1_000_000;
+                        if !reporter.report(SessionEvent::ReplayOverflow { forgotten_ms }).await {
+                            return Ok(None);
                         }
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(transport(e)),
                     }
+                    Ok(())
                 }
                 Some(Queued::Finalize) => {
                     promise.finalize_sent(std::time::Instant::now());
-                    sink.send(Message::text(Control::Finalize.to_json())).await.map_err(transport)
+                    writer.start(Message::text(Control::Finalize.to_json()));
+                    sending = Frame::Control;
+                    Ok(())
                 }
                 Some(Queued::Gap { pts, duration }) => {
                     let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
@@ -192,13 +207,17 @@ pub(super) async fn run(
                 Some(Queued::EndOfAudio) => {
                     carry.ended_audio = true;
                     carry.drain_deadline.get_or_insert(Instant::now() + config.drain_timeout);
-                    sink.send(Message::text("")).await.map_err(transport)
+                    writer.start(Message::text(""));
+                    sending = Frame::Control;
+                    Ok(())
                 }
                 None => return Ok(None),
             },
-            _ = sleep_until(keepalive_at), if streaming => {
+            _ = sleep_until(keepalive_at), if idle && streaming => {
                 last_sent = Instant::now();
-                sink.send(Message::text(Control::Keepalive.to_json())).await.map_err(transport)
+                writer.start(Message::text(Control::Keepalive.to_json()));
+                sending = Frame::Control;
+                Ok(())
             }
             _ = sleep_until(drain_at), if !streaming => {
                 return Ok(Some(SessionEvent::DrainTimedOut));
@@ -208,20 +227,27 @@ pub(super) async fn run(
     }
 }
 
-/// Enters `chunk` in the timestamp table and the replay buffer, and sends it. Returns the
-/// bytes the replay buffer forgot to make room (see [`Replay::sent`]).
-async fn send_audio<S>(
-    sink: &mut S,
+/// What kind of frame is on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Audio,
+    Control,
+}
+
+/// Enters `chunk` in the timestamp table and the replay buffer, and starts sending it.
+/// Returns the bytes the replay buffer forgot to make room (see [`Replay::sent`]).
+fn start_audio<S>(
+    writer: &mut Writer<S>,
     chunk: Chunk,
     timeline: &Mutex<Timeline>,
     replay: &mut Replay,
     pacer: Option<&mut Pacer>,
-) -> Result<u64, S::Error>
+) -> u64
 where
-    S: futures_util::Sink<Message> + Unpin,
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin + Send + 'static,
 {
     if chunk.data.is_empty() {
-        return Ok(0); // an empty frame would end the session
+        return 0; // an empty frame would end the session
     }
     let len = chunk.data.len() as u64;
     timeline
@@ -232,12 +258,8 @@ where
         pacer.sent(len);
     }
     let forgotten = replay.sent(&chunk);
-    sink.send(Message::Binary(chunk.data)).await?;
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .mark_sent(std::time::Instant::now());
-    Ok(forgotten)
+    writer.start(Message::Binary(chunk.data));
+    forgotten
 }
 
 /// Limits non-live audio to `speed` × real time after the initial burst.

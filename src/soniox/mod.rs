@@ -7,3 +7,4 @@ pub mod promise;
 pub mod protocol;
 pub mod replay;
 pub mod session;
+mod writer;
