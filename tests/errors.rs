@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use gst::prelude::*;
 
 const WRONG_KEY: &str = "wrong-key-0d7f3a";
 
@@ -89,24 +87,6 @@ fn eos_without_audio_passes_at_once_without_connecting() {
     assert_eq!(server.connection_count(), 0);
 }
 
-/// When EOS enters `stt` (the end of the audio: pace=0 sends it on at once).
-fn end_of_audio(stt: &gst::Element) -> Arc<Mutex<Option<Instant>>> {
-    let at = Arc::new(Mutex::new(None));
-    let seen = at.clone();
-    stt.static_pad("sink").unwrap().add_probe(
-        gst::PadProbeType::EVENT_DOWNSTREAM,
-        move |_, info| {
-            if let Some(gst::PadProbeData::Event(e)) = &info.data {
-                if e.type_() == gst::EventType::Eos {
-                    *seen.lock().unwrap() = Some(Instant::now());
-                }
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
-    at
-}
-
 /// Runs `stt_properties` on the short file and checks what a bounded drain promises: EOS
 /// (no error) 2–3 s after the end of the audio, the script's words pushed with their times,
 /// and the drain-timeout warning.
@@ -119,12 +99,8 @@ fn assert_drain_bounded(server: &MockServer, script: &Script, stt_properties: &s
     let end_of_audio = end_of_audio(&stt);
     let run = run(&pipeline, WAIT);
     assert!(run.eos, "EOS still comes: {:?}", run.error());
-    let eos_out = recorder
-        .seen_at()
-        .into_iter()
-        .find_map(|(seen, at)| matches!(seen, Seen::Eos(_)).then_some(at))
-        .expect("EOS downstream");
-    let waited = eos_out - end_of_audio.lock().unwrap().expect("EOS on the sink pad");
+    let waited = recorder.eos_at().expect("EOS downstream")
+        - end_of_audio.lock().unwrap().expect("EOS on the sink pad");
     assert!(
         waited >= Duration::from_millis(1900) && waited <= Duration::from_secs(3),
         "EOS went downstream {waited:?} after the end of the audio"

@@ -63,6 +63,22 @@ fn a_live_pause_keeps_the_session_alive_with_keepalives() {
         3,
         "a keepalive every 4 s of the 13 s pause: {keepalives:?}"
     );
+    // WebSocket pings: one right after connecting, then every 10 s.
+    let pings: Vec<Duration> = session
+        .events
+        .iter()
+        .filter(|e| e.kind == ClientEventKind::Ping)
+        .map(|e| e.at)
+        .collect();
+    assert!(pings.len() >= 2, "{pings:?}");
+    assert!(pings[0] < Duration::from_secs(1), "{pings:?}");
+    for pair in pings.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap.abs_diff(Duration::from_secs(10)) < Duration::from_millis(250),
+            "pings {gap:?} apart"
+        );
+    }
     let mut previous = last_audio_before_pause;
     for at in keepalives {
         let gap = (at - previous).as_millis() as u64;

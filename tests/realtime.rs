@@ -202,52 +202,57 @@ fn a_file_at_pace_0_goes_as_fast_as_the_socket_takes_it() {
     assert_words_match(&words, &sample_script(), |ms| ms * MS);
 }
 
-/// Live input against a server that stops reading after 2 s of audio for `stall`; `audio_ms`
+/// Live input against a server that misbehaves with `fault` (after 2 s of audio); `audio_ms`
 /// of the sample are pushed in real time. Returns what the harness saw and the server got.
-struct StallRun {
+struct FaultyRun {
     input: Vec<u8>,
-    received: Vec<u8>,
+    sessions: Vec<SessionRecord>,
     words: Words,
     longest_push: Duration,
     warnings: Vec<String>,
 }
 
-fn stalled_live_run(stall: Duration, audio_ms: u64) -> StallRun {
+fn faulty_live_run(fault: Fault, audio_ms: u64) -> FaultyRun {
+    // Timecoded audio: the stand-in (and the test) can tell where any piece of it comes from.
     let server = server(sample_script(), |c| {
-        c.session_faults = vec![vec![Fault::StallReadingAt {
-            audio_ms: 2000,
-            duration: stall,
-        }]];
+        c.timecoded = true;
+        c.session_faults = vec![vec![fault]];
     });
     let stt = element(&server);
     let recorder = Recorder::attach(&stt);
     let (mut h, bus) = live_harness(&stt);
-    let mut input = wav_data(&sample_wav());
-    input.truncate((audio_ms * BYTES_PER_MS) as usize);
+    let input = soniox_mock::timecoded_s16le(RATE as u32, 0, audio_ms);
     let (_, longest_push) = push_live(&mut h, &input, RATE, CHUNK_MS);
     h.push_event(gst::event::Eos::new());
     assert!(recorder.wait_eos(WAIT));
-    let session = server.sessions().remove(0);
-    assert_eq!(session.end, Some(SessionEnd::Finished));
-    StallRun {
+    FaultyRun {
         input,
-        received: session.audio,
+        sessions: server.sessions(),
         words: recorder.words(),
         longest_push,
         warnings: warnings(&bus),
     }
 }
 
+fn stall_for(duration: Duration) -> Fault {
+    Fault::StallReadingAt {
+        audio_ms: 2000,
+        duration,
+    }
+}
+
 #[test]
 fn a_server_that_stops_reading_for_5_s_gets_the_held_audio_and_no_word_is_lost() {
-    let run = stalled_live_run(Duration::from_secs(5), 10_000);
+    let run = faulty_live_run(stall_for(Duration::from_secs(5)), 10_000);
     assert!(
         run.longest_push <= Duration::from_millis(100),
         "a chain call took {:?}",
         run.longest_push
     );
+    assert_eq!(run.sessions.len(), 1, "no reconnect: {:?}", run.warnings);
+    assert_eq!(run.sessions[0].end, Some(SessionEnd::Finished));
     assert!(
-        run.received == run.input,
+        run.sessions[0].audio == run.input,
         "the server got every byte, in order"
     );
     assert!(
@@ -261,49 +266,70 @@ fn a_server_that_stops_reading_for_5_s_gets_the_held_audio_and_no_word_is_lost()
 }
 
 #[test]
-fn a_stall_beyond_10_s_drops_the_oldest_audio_with_a_warning_and_later_times_stay_exact() {
-    let run = stalled_live_run(Duration::from_secs(13), 18_000);
+fn a_server_that_stops_reading_for_13_s_is_replaced_and_no_word_is_lost() {
+    let run = faulty_live_run(stall_for(Duration::from_secs(13)), 18_000);
     assert!(
         run.longest_push <= Duration::from_millis(100),
         "a chain call took {:?}",
         run.longest_push
     );
-    // The server got the input with one hole: a prefix, then the tail after the hole.
-    let prefix = run
-        .received
-        .iter()
-        .zip(&run.input)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let hole = run.input.len() - run.received.len();
+    assert_eq!(run.sessions.len(), 2, "{:?}", run.warnings);
     assert!(
-        run.received[prefix..] == run.input[prefix + hole..],
-        "after the hole the server got the input's tail"
+        run.warnings
+            .iter()
+            .any(|w| w.starts_with("Connection to Soniox lost: Soniox took no data for 10 s")),
+        "{:?}",
+        run.warnings
     );
-    let hole_ms = hole as u64 / BYTES_PER_MS;
     assert!(
-        (2500..=3500).contains(&hole_ms),
-        "about 13 − 10 s of the oldest audio dropped, got {hole_ms} ms"
+        !run.warnings.iter().any(|w| w.contains("dropped")),
+        "the audio was held while the connection was suspect: {:?}",
+        run.warnings
+    );
+    assert_words_match(&run.words, &said_before(&sample_script(), 18_000), |ms| {
+        ms * MS
+    });
+}
+
+#[test]
+fn a_server_that_cannot_keep_up_drops_the_oldest_audio_with_a_warning_and_later_times_stay_exact() {
+    // Alive (it answers pings and finalizes) but reading at a quarter of real time for 18 s.
+    let fault = Fault::SlowReadingAt {
+        audio_ms: 2000,
+        speed: 0.25,
+        duration: Duration::from_secs(18),
+    };
+    let run = faulty_live_run(fault, 20_000);
+    assert!(
+        run.longest_push <= Duration::from_millis(100),
+        "a chain call took {:?}",
+        run.longest_push
+    );
+    assert_eq!(run.sessions.len(), 1, "no reconnect: {:?}", run.warnings);
+    let received = &run.sessions[0].audio;
+    let hole_ms = (run.input.len() - received.len()) as u64 / BYTES_PER_MS;
+    assert!(
+        (500..=8000).contains(&hole_ms),
+        "the oldest audio beyond 10 s was dropped: {hole_ms} ms"
     );
     assert!(
         run.warnings.iter().any(|w| w.contains("dropped")),
         "a warning says audio was dropped: {:?}",
         run.warnings
     );
-    // Words keep the input's times: past the hole, session time maps past the dropped audio.
-    let hole_at_ms = prefix as u64 / BYTES_PER_MS;
-    let received_ms = run.received.len() as u64 / BYTES_PER_MS;
-    assert_words_match(
-        &run.words,
-        &said_before(&sample_script(), received_ms),
-        |ms| {
-            if ms < hole_at_ms {
-                ms * MS
-            } else {
-                (ms + hole_ms) * MS
-            }
-        },
-    );
+    // Every word keeps the input time of its audio: the server heard it at session time t,
+    // and the element maps t through the holes to the input time of that audio (read from
+    // the timecode of each 10 ms the server got).
+    let piece = (10 * BYTES_PER_MS) as usize;
+    let input_ms: Vec<u64> = received
+        .chunks_exact(piece)
+        .map(|p| soniox_mock::timecode_offset_ms(p, RATE as u32).expect("a timecoded piece"))
+        .collect();
+    let heard = said_before(&sample_script(), received.len() as u64 / BYTES_PER_MS);
+    assert_words_match(&run.words, &heard, |ms| {
+        let i = ((ms / 10) as usize).min(input_ms.len() - 1);
+        (input_ms[i] + ms - i as u64 * 10) * MS
+    });
 }
 
 #[test]

@@ -42,6 +42,14 @@ impl AudioClock {
         self.bytes += bytes as u64;
     }
 
+    /// How long `bytes` of audio last.
+    pub fn duration_of(&self, bytes: usize) -> std::time::Duration {
+        if self.bytes_per_second == 0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64)
+    }
+
     /// Milliseconds of audio received so far.
     pub fn ms(&self) -> u64 {
         if self.bytes_per_second == 0 {

@@ -42,7 +42,8 @@ pub struct MockConfig {
     /// is known (see [`MockConfig::timecoded`], [`MockConfig::reference_audio`]) count.
     pub stream_faults: Vec<Fault>,
     /// `SO_RCVBUF` for accepted sockets. `None`: the system default, or 4 KiB when any
-    /// [`Fault::StallReadingAt`] is configured (so a stall backs up the client quickly).
+    /// [`Fault::StallReadingAt`] or [`Fault::SlowReadingAt`] is configured (so a stall backs
+    /// up the client quickly, and a slow reader answers pings within seconds).
     pub recv_buffer_size: Option<u32>,
     /// The client's whole input audio, in the format its sessions declare (e.g. the `data`
     /// chunk of the bundled sample WAV, see [`crate::wav_data`]). Each session's first audio is
@@ -58,6 +59,10 @@ pub struct MockConfig {
     /// first and latest entries (see `SessionRecord::events_dropped`), so the stand-in's memory
     /// does not grow with the length of a session.
     pub keep_audio: bool,
+    /// A quiet service: no result message while no word is due (no progress reports over
+    /// silence; `finalize`, endpoints and words are answered as usual). Soniox does not
+    /// document whether it reports progress during silence. Default `false`.
+    pub quiet: bool,
 }
 
 impl fmt::Debug for MockConfig {
@@ -81,6 +86,7 @@ impl fmt::Debug for MockConfig {
             )
             .field("timecoded", &self.timecoded)
             .field("keep_audio", &self.keep_audio)
+            .field("quiet", &self.quiet)
             .finish()
     }
 }
@@ -103,6 +109,7 @@ impl MockConfig {
             reference_audio: None,
             timecoded: false,
             keep_audio: true,
+            quiet: false,
         }
     }
 
@@ -120,7 +127,12 @@ impl MockConfig {
             .flatten()
             .chain(&self.default_faults)
             .chain(&self.stream_faults)
-            .any(|f| matches!(f, Fault::StallReadingAt { .. }));
+            .any(|f| {
+                matches!(
+                    f,
+                    Fault::StallReadingAt { .. } | Fault::SlowReadingAt { .. }
+                )
+            });
         self.recv_buffer_size.or(stalls.then_some(4096))
     }
 }

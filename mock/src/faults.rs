@@ -12,7 +12,7 @@ pub(crate) const SERVICE_UNAVAILABLE: &str = "Cannot continue request (code 11).
 /// connection, whatever its stream position); they are checked right after the start request
 /// (so `0` fires at once) and after every audio frame. Each fault fires once per connection.
 /// The enum is `#[non_exhaustive]`: more faults may be added without breaking users.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Fault {
     /// Once `audio_ms` of audio arrived: send this error JSON, then close (code 1000).
@@ -44,6 +44,35 @@ pub enum Fault {
     SessionLimit { audio_ms: u64 },
     /// Refuse the WebSocket upgrade with this HTTP status (4xx/5xx) and a JSON error body.
     RejectHandshake { status: u16 },
+    /// Once `audio_ms` of audio arrived: go half-open. The server neither reads nor sends
+    /// anything again (no results, no pongs, no close) and keeps the TCP connection open, as
+    /// a hung server or a dead peer behind a proxy would.
+    HalfOpenAt { audio_ms: u64 },
+    /// Once `audio_ms` of audio arrived: keep reading (and discarding) everything the client
+    /// sends, but never answer anything again: no results, no pongs, no close.
+    MuteAt { audio_ms: u64 },
+    /// Once `audio_ms` of audio arrived: read at `speed` × real time (e.g. 0.5) for `duration`,
+    /// answering pings as they are read. A server that is alive but cannot keep up.
+    SlowReadingAt {
+        audio_ms: u64,
+        speed: f64,
+        duration: Duration,
+    },
+    /// Once `audio_ms` of audio arrived: send `text` as a text frame (verbatim: anything, JSON
+    /// or not), then go on as before. Recorded in `SessionRecord::sent` as a JSON string.
+    SendAt { audio_ms: u64, text: String },
+    /// Once `audio_ms` of audio arrived: send the latest message that had final tokens once
+    /// more (Soniox never repeats a final token), then go on.
+    RepeatFinalsAt { audio_ms: u64 },
+    /// Once `audio_ms` of audio arrived: send `finished` (final = total = the audio received)
+    /// and close, before the client ended its audio.
+    FinishedAt { audio_ms: u64 },
+    /// After the empty frame: send this error JSON instead of the drain, then close.
+    ErrorAfterEnd {
+        code: u16,
+        error_type: String,
+        message: String,
+    },
 }
 
 impl Fault {
@@ -104,14 +133,38 @@ impl Fault {
         Fault::error_at(audio_ms, 502, "internal_error", "Bad gateway.")
     }
 
+    /// 429 `limit_exceeded` after the empty frame: the drain is refused.
+    pub fn rate_limited_after_end() -> Fault {
+        Fault::ErrorAfterEnd {
+            code: 429,
+            error_type: "limit_exceeded".to_string(),
+            message: "Rate limit for your organization has been exceeded.".to_string(),
+        }
+    }
+
+    /// [`Fault::SendAt`] from a string slice.
+    pub fn send_at(audio_ms: u64, text: &str) -> Fault {
+        Fault::SendAt {
+            audio_ms,
+            text: text.to_string(),
+        }
+    }
+
     /// The audio position at which a timeline fault fires.
     pub(crate) fn trigger_ms(&self) -> Option<u64> {
         match self {
             Fault::ErrorAt { audio_ms, .. }
             | Fault::DropAt { audio_ms }
             | Fault::StallReadingAt { audio_ms, .. }
-            | Fault::SessionLimit { audio_ms } => Some(*audio_ms),
+            | Fault::SessionLimit { audio_ms }
+            | Fault::HalfOpenAt { audio_ms }
+            | Fault::MuteAt { audio_ms }
+            | Fault::SlowReadingAt { audio_ms, .. }
+            | Fault::SendAt { audio_ms, .. }
+            | Fault::RepeatFinalsAt { audio_ms }
+            | Fault::FinishedAt { audio_ms } => Some(*audio_ms),
             Fault::NoFinished
+            | Fault::ErrorAfterEnd { .. }
             | Fault::SilentAfterEnd
             | Fault::DropAfterEnd
             | Fault::CloseBeforeFinished

@@ -79,6 +79,8 @@ pub enum ClientEventKind {
     EndOfAudio,
     /// A close frame.
     Close,
+    /// A WebSocket ping.
+    Ping,
     /// Any other text frame (the start request, malformed or unknown control requests), verbatim.
     Other(String),
 }
@@ -100,6 +102,13 @@ pub enum SessionEnd {
     ClientClosed,
     /// The server closed (1000) without `finished` (the `CloseBeforeFinished` fault).
     ServerClosed,
+    /// The server went half-open ([`crate::Fault::HalfOpenAt`]): it neither reads nor sends
+    /// any more, and the connection stays open.
+    HalfOpen,
+    /// The server went mute ([`crate::Fault::MuteAt`]) and the client went away later.
+    Muted,
+    /// The server sent `finished` before the end of the audio ([`crate::Fault::FinishedAt`]).
+    FinishedEarly,
 }
 
 impl SessionRecord {

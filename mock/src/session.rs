@@ -66,6 +66,21 @@ struct Session<S> {
     phase: Phase,
     audio_bytes: usize,
     saw_close: bool,
+    /// A fault made the server stop answering.
+    gone: Option<Gone>,
+    /// Reading is throttled to this fraction of real time until then.
+    slow: Option<(f64, Instant)>,
+    /// The latest message sent that had final tokens.
+    last_with_finals: Option<Value>,
+}
+
+/// How a server that stopped answering behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gone {
+    /// Neither reads nor sends.
+    HalfOpen,
+    /// Reads and discards, never sends.
+    Mute,
 }
 
 enum Wake {
@@ -86,6 +101,9 @@ where
         phase: Phase::AwaitStart,
         audio_bytes: 0,
         saw_close: false,
+        gone: None,
+        slow: None,
+        last_with_finals: None,
     };
     session.serve().await;
 }
@@ -99,6 +117,15 @@ where
         let sleep = tokio::time::sleep(idle);
         tokio::pin!(sleep);
         loop {
+            match self.gone {
+                Some(Gone::HalfOpen) => {
+                    self.set_end(SessionEnd::HalfOpen);
+                    // Until the server is dropped: the TCP connection stays open.
+                    return std::future::pending().await;
+                }
+                Some(Gone::Mute) => return self.swallow().await,
+                None => {}
+            }
             let watch_idle = !matches!(self.phase, Phase::Drained);
             let wake = tokio::select! {
                 frame = self.ws.next() => Wake::Frame(frame),
@@ -126,11 +153,24 @@ where
         }
     }
 
+    /// Reads (and drops) whatever comes until the client goes away; never answers.
+    async fn swallow(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 64 << 10];
+        while matches!(self.ws.get_mut().read(&mut buffer).await, Ok(n) if n > 0) {}
+        self.set_end(SessionEnd::Muted);
+    }
+
     async fn on_message(&mut self, message: Message) -> Step {
         if let Message::Close(_) = message {
             self.saw_close = true;
             self.event(ClientEventKind::Close);
             self.set_end(SessionEnd::ClientClosed);
+            return Ok(false);
+        }
+        if let Message::Ping(_) = message {
+            // tungstenite answers it (when the server reads on).
+            self.event(ClientEventKind::Ping);
             return Ok(false);
         }
         match self.phase {
@@ -305,6 +345,10 @@ where
             s.clock.add(data.len());
         }
         self.check_faults().await?;
+        if self.gone.is_some() {
+            return Ok(false);
+        }
+        self.read_slowly(data.len()).await;
         let located = match &mut self.phase {
             Phase::Streaming(s) => s.locator.as_mut().and_then(|l| l.feed(data)),
             _ => None,
@@ -325,9 +369,28 @@ where
         {
             s.last_response_ms = received;
             let message = engine.tick(received);
-            self.send(message.to_value(), None).await?;
+            // A quiet service says nothing while no word is due.
+            if !(self.ctx.config.quiet && message.tokens.is_empty()) {
+                self.send(message.to_value(), None).await?;
+            }
         }
         Ok(true)
+    }
+
+    /// While reading is throttled ([`Fault::SlowReadingAt`]): waits as long as `bytes` of audio
+    /// take at the throttled speed.
+    async fn read_slowly(&mut self, bytes: usize) {
+        let Some((speed, until)) = self.slow else {
+            return;
+        };
+        if Instant::now() >= until {
+            self.slow = None;
+            return;
+        }
+        if let Phase::Streaming(s) = &self.phase {
+            let wait = s.clock.duration_of(bytes).div_f64(speed.max(0.001));
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// The stream position is known: the engine plays the script from there.
@@ -373,6 +436,17 @@ where
         if self.faults.contains(&Fault::DropAfterEnd) {
             self.set_end(SessionEnd::Dropped);
             return Err(Stop);
+        }
+        let refusal = self.faults.iter().find_map(|f| match f {
+            Fault::ErrorAfterEnd {
+                code,
+                error_type,
+                message,
+            } => Some(ProtocolError::new(*code, error_type, message.clone())),
+            _ => None,
+        });
+        if let Some(error) = refusal {
+            return Err(self.fail_with(error).await);
         }
         if self.faults.contains(&Fault::SilentAfterEnd) {
             self.phase = Phase::Drained;
@@ -445,6 +519,29 @@ where
                     return Err(Stop);
                 }
                 Fault::StallReadingAt { duration, .. } => tokio::time::sleep(duration).await,
+                Fault::HalfOpenAt { .. } => {
+                    self.gone = Some(Gone::HalfOpen);
+                    return Ok(());
+                }
+                Fault::MuteAt { .. } => {
+                    self.gone = Some(Gone::Mute);
+                    return Ok(());
+                }
+                Fault::SlowReadingAt {
+                    speed, duration, ..
+                } => self.slow = Some((speed, Instant::now() + duration)),
+                Fault::SendAt { text, .. } => self.send_raw(text).await?,
+                Fault::RepeatFinalsAt { .. } => {
+                    if let Some(again) = self.last_with_finals.clone() {
+                        self.send(again, None).await?;
+                    }
+                }
+                Fault::FinishedAt { .. } => {
+                    let message = ResultMessage::finished(received).to_value();
+                    self.send(message, Some(SessionEnd::FinishedEarly)).await?;
+                    self.close().await;
+                    return Err(Stop);
+                }
                 _ => {}
             }
         }
@@ -464,8 +561,28 @@ where
         Stop
     }
 
+    /// Records (as a JSON string) and sends `text` verbatim.
+    async fn send_raw(&mut self, text: String) -> Result<(), Stop> {
+        let capped = !self.ctx.config.keep_audio;
+        let record = Value::String(text.clone());
+        self.ctx
+            .shared
+            .update(self.ctx.index, |r| r.push_sent(record, capped));
+        if self.ws.send(Message::text(text)).await.is_err() {
+            self.set_end(SessionEnd::Dropped);
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
     /// Records (with the session's end, if given) and then sends a JSON message.
     async fn send(&mut self, value: Value, end: Option<SessionEnd>) -> Result<(), Stop> {
+        let has_finals = value["tokens"]
+            .as_array()
+            .is_some_and(|tokens| tokens.iter().any(|t| t["is_final"] == Value::Bool(true)));
+        if has_finals {
+            self.last_with_finals = Some(value.clone());
+        }
         let text = value.to_string();
         let capped = !self.ctx.config.keep_audio;
         self.ctx.shared.update(self.ctx.index, |r| {

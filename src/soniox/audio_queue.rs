@@ -11,11 +11,17 @@
 //!   queued audio is dropped and the audio after the hole is marked discontinuous, so the
 //!   timestamp table re-anchors and later timestamps stay exact.
 //!
+//! While the session's connection is suspect or being replaced ([`AudioQueue::set_suspect`]),
+//! the live limit rises to the hold limit (the replay window), so that audio is not dropped
+//! while the session finds out whether it must reconnect and replay.
+//!
 //! Control items (finalize, gaps, end of audio) are never dropped and do not count against
 //! the limit. Closing the queue (the session ended or was aborted) wakes a waiting producer.
+//! The moment the end of audio is queued starts the session's drain deadline.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -66,8 +72,12 @@ pub struct AudioQueue {
     inner: Mutex<Inner>,
     room: Condvar,
     ready: Notify,
+    /// Wakes those waiting for the end of audio.
+    ended: Notify,
     overflow: Overflow,
     limit_bytes: u64,
+    /// The live limit while the connection is suspect (at least `limit_bytes`).
+    hold_limit_bytes: u64,
     bytes_per_second: u64,
 }
 
@@ -84,6 +94,10 @@ struct Inner {
     dropping: bool,
     /// The next audio handed out follows a hole.
     hole: bool,
+    /// The connection is suspect or being replaced: hold up to the hold limit.
+    suspect: bool,
+    /// When the end of audio was queued.
+    ended_at: Option<Instant>,
 }
 
 impl AudioQueue {
@@ -95,10 +109,19 @@ impl AudioQueue {
             inner: Mutex::new(Inner::default()),
             room: Condvar::new(),
             ready: Notify::new(),
+            ended: Notify::new(),
             overflow,
             limit_bytes: limit_bytes.max(1),
+            hold_limit_bytes: limit_bytes.max(1),
             bytes_per_second,
         }
+    }
+
+    /// While the connection is suspect, live audio is held up to `bytes` (see
+    /// [`AudioQueue::set_suspect`]).
+    pub fn holding_up_to(mut self, bytes: u64) -> AudioQueue {
+        self.hold_limit_bytes = bytes.max(self.limit_bytes);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -131,8 +154,12 @@ impl AudioQueue {
         inner.next_pts = Some(pts + self.duration_ns(len));
         let mut pushed = Pushed::default();
         if self.overflow == Overflow::DropOldest {
-            while inner.audio_bytes > 0
-                && inner.audio_bytes + inner.unprocessed_bytes + len > self.limit_bytes
+            let limit = if inner.suspect {
+                self.hold_limit_bytes
+            } else {
+                self.limit_bytes
+            };
+            while inner.audio_bytes > 0 && inner.audio_bytes + inner.unprocessed_bytes + len > limit
             {
                 pushed.dropped_bytes += inner.drop_oldest_audio();
             }
@@ -159,10 +186,38 @@ impl AudioQueue {
         if inner.closed {
             return Err(Closed);
         }
+        let end = item == Queued::EndOfAudio && inner.ended_at.is_none();
+        if end {
+            inner.ended_at = Some(Instant::now());
+        }
         inner.items.push_back(item);
         drop(inner);
         self.ready.notify_one();
+        if end {
+            self.ended.notify_waiters();
+        }
         Ok(())
+    }
+
+    /// When the end of audio was queued, if it was.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.lock().ended_at
+    }
+
+    /// Waits until the end of audio is queued; returns when that was. Cancel-safe.
+    pub async fn wait_ended(&self) -> Instant {
+        loop {
+            let notified = self.ended.notified();
+            if let Some(at) = self.ended_at() {
+                return at;
+            }
+            notified.await;
+        }
+    }
+
+    /// The connection is suspect or being replaced (`true`), or healthy again.
+    pub fn set_suspect(&self, suspect: bool) {
+        self.lock().suspect = suspect;
     }
 
     /// The next item, waiting for one; `None` once closed. Cancel-safe.
@@ -313,6 +368,39 @@ mod tests {
             .push_audio(Some(300_000_000), false, audio(100))
             .unwrap();
         assert_eq!(pushed.dropped_bytes, 0);
+    }
+
+    #[test]
+    fn while_the_connection_is_suspect_live_audio_is_held_up_to_the_hold_limit() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS).holding_up_to(3 * BPS);
+        queue.set_suspect(true);
+        for i in 0..25 {
+            let pushed = queue
+                .push_audio(Some(i * 100_000_000), false, audio(100))
+                .unwrap();
+            assert_eq!(pushed.dropped_bytes, 0, "2.5 s held");
+        }
+        // Healthy again: beyond 1 s the oldest goes.
+        queue.set_suspect(false);
+        let pushed = queue
+            .push_audio(Some(2_500_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(pushed.dropped_bytes, 16 * 3200);
+        assert_eq!(pop_audio(&queue).pts, 1_600_000_000);
+    }
+
+    #[test]
+    fn the_end_of_audio_is_stamped_when_queued() {
+        let queue = AudioQueue::new(Overflow::Block, BPS, BPS);
+        assert_eq!(queue.ended_at(), None);
+        let before = Instant::now();
+        queue.push_control(Queued::EndOfAudio).unwrap();
+        let at = queue.ended_at().unwrap();
+        assert!(at >= before);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(runtime.block_on(queue.wait_ended()), at);
     }
 
     #[test]

@@ -2,25 +2,29 @@
 //! One WebSocket connection of a session: connect, start request, replayed audio first, then
 //! what the element queued — audio (paced for non-live input), `finalize`, input gaps, the end
 //! of audio — with keepalives, the latency promise, and everything the server says reported.
-//! It ends with `finished`, the drain timeout, an abort, or an error for the session to judge
+//! It pings the service and breaks off when the service stops answering ([`super::liveness`]).
+//! It ends with `finished`, the drain deadline, an abort, or an error for the session to judge
 //! (reconnect or give up).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use once_cell::sync::Lazy;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{client_async_tls_with_config, Connector};
 
 use super::audio_queue::{AudioQueue, Chunk, Queued};
+use super::liveness::Liveness;
 use super::promise::Promise;
-use super::protocol::{Control, ServerMessage, ServiceError};
+use super::protocol::{Control, ServerMessage, ServiceError, Token};
 use super::replay::Replay;
-use super::session::{Pacing, SessionConfig, SessionError, SessionEvent};
+use super::session::{ApiKey, Pacing, SessionConfig, SessionError, SessionEvent};
 use super::writer::Writer;
 use crate::transcript::timeline::Timeline;
 
@@ -34,8 +38,17 @@ pub(super) struct Carry {
     /// The end of audio was taken from the queue: a new connection ends its audio after the
     /// replay.
     pub ended_audio: bool,
-    /// When the drain gives up, counted from the first end of audio.
-    pub drain_deadline: Option<Instant>,
+}
+
+/// How a connection ended, when it did not break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Soniox confirmed the end of the audio: every final token has arrived.
+    Finished,
+    /// The drain deadline passed first.
+    DrainTimedOut,
+    /// The element went away.
+    Aborted,
 }
 
 /// How a connection ended, when it did not end the session.
@@ -51,27 +64,42 @@ pub(super) trait Report {
     async fn report(&self, event: SessionEvent) -> bool;
 }
 
-/// Runs one connection. `Ok(Some(end))`: the session ended (finished, drain timed out);
-/// `Ok(None)`: aborted by the element; `Err`: the connection broke.
+/// The largest message or frame taken from the service; a larger one breaks the connection.
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// Waits until the session's drain deadline: `drain_timeout` after the end of audio was
+/// queued. Cancel-safe (the deadline is absolute).
+pub(super) async fn drain_deadline(queue: &AudioQueue, drain_timeout: Duration) {
+    let ended = queue.wait_ended().await;
+    sleep_until(Instant::from_std(ended) + drain_timeout).await;
+}
+
+/// Runs one connection with `key`: the session ended ([`Outcome`]), or the connection broke.
 pub(super) async fn run(
     config: &SessionConfig,
+    key: &ApiKey,
     queue: &AudioQueue,
     timeline: &Arc<Mutex<Timeline>>,
     carry: &mut Carry,
     reporter: &impl Report,
-) -> Result<Option<SessionEvent>, Broken> {
+) -> Result<Outcome, Broken> {
     let lost = |error, final_ms| Broken { error, final_ms };
     let transport = |e: tungstenite::Error| SessionError::Transport(e.to_string());
     let mut final_ms = 0u64;
-    let socket = connect(config).await.map_err(|e| lost(e, 0))?;
-    let (mut sink, mut stream) = socket.split();
-    sink.send(Message::text(config.start_request.to_json()))
-        .await
-        .map_err(|e| lost(transport(e), 0))?;
-    if !reporter.report(SessionEvent::Connected).await {
-        return Ok(None);
-    }
+    let socket = tokio::select! {
+        biased;
+        socket = connect(config, key) => socket.map_err(|e| lost(e, 0))?,
+        () = drain_deadline(queue, config.drain_timeout) => return Ok(Outcome::DrainTimedOut),
+    };
+    let (sink, mut stream) = socket.split();
     let mut writer = Writer::new(sink);
+    writer.start(Message::text(config.start_request.to_json()));
+    if !reporter.report(SessionEvent::Connected).await {
+        return Ok(Outcome::Aborted);
+    }
+    let mut liveness = Liveness::new(Instant::now());
+    // The session marks the queue suspect while it connects.
+    let mut suspect = true;
 
     let mut pacer = config.pacing.map(Pacer::new);
     let mut promise = Promise::new(config.latency_ms.clone());
@@ -79,6 +107,8 @@ pub(super) async fn run(
     // against the live queue's limit.
     let mut sent_bytes = 0u64;
     let mut processed_bytes = 0u64;
+    // Audio replayed at the start of this connection.
+    let mut replayed_bytes = 0u64;
     // The audio Soniox had not finalized when the previous connection broke goes first, then
     // the end of the audio if it was already taken from the queue.
     let mut end_to_send = carry.ended_audio;
@@ -95,6 +125,7 @@ pub(super) async fn run(
         if writer.is_idle() {
             if let Some(chunk) = carry.replay.next_pending() {
                 sent_bytes += chunk.data.len() as u64;
+                replayed_bytes = sent_bytes;
                 queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                 start_audio(&mut writer, chunk, timeline, &mut carry.replay, None);
                 sending = Frame::Audio;
@@ -107,7 +138,17 @@ pub(super) async fn run(
             }
         }
         let idle = writer.is_idle();
+        let busy_since = writer.busy_since();
         let now = Instant::now();
+        // Still catching up on the replay: the connection is only being replaced.
+        let catching_up = processed_bytes < replayed_bytes;
+        if (catching_up || liveness.suspect(now, busy_since)) != suspect {
+            suspect = !suspect;
+            queue.set_suspect(suspect);
+        }
+        let (dead_at, why) = liveness.deadline(busy_since);
+        // When the connection turns suspect if nothing changes.
+        let suspect_at = (!suspect).then(|| liveness.suspect_at(busy_since));
         let keepalive_at = last_sent + config.keepalive_interval;
         // Pacing: the next audio may go out then (and nothing after it may overtake it).
         let take_at = pacer
@@ -117,51 +158,60 @@ pub(super) async fn run(
         let finalize_at = promise.due(now.into_std()).map(Instant::from_std);
         let streaming = !carry.ended_audio;
         let room = sent_bytes.saturating_sub(processed_bytes) < max_in_flight;
-        let drain_at = carry.drain_deadline.unwrap_or(keepalive_at);
         let step: Result<(), SessionError> = tokio::select! {
             biased;
-            message = stream.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    let message = match ServerMessage::parse(&text) {
-                        Ok(message) => message,
-                        Err(e) => return Err(lost(SessionError::Protocol(format!("{e} in {}", excerpt(&text))), final_ms)),
-                    };
-                    if let Some(error) = message.error() {
-                        return Err(lost(SessionError::Service(error), final_ms));
+            message = stream.next() => {
+                liveness.heard(Instant::now());
+                match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let message = match ServerMessage::parse(&text) {
+                            Ok(message) => message,
+                            Err(e) => return Err(lost(SessionError::Protocol(format!("{e} in {}", excerpt(&text))), final_ms)),
+                        };
+                        if let Some(error) = message.error() {
+                            return Err(lost(SessionError::Service(error), final_ms));
+                        }
+                        for _ in message.tokens.iter().filter(|t| t.is_final && t.text == Token::FIN) {
+                            liveness.fin();
+                        }
+                        if let Some(ms) = message.final_audio_proc_ms {
+                            final_ms = final_ms.max(ms);
+                            carry.replay.finalized(final_ms);
+                        }
+                        if let Some(total_ms) = message.total_audio_proc_ms {
+                            processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
+                            queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
+                        }
+                        {
+                            let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
+                            let now = std::time::Instant::now();
+                            promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
+                        }
+                        let finished = message.finished;
+                        if !reporter.report(SessionEvent::Message(message)).await {
+                            return Ok(Outcome::Aborted);
+                        }
+                        if finished {
+                            writer.close(Duration::from_secs(1)).await;
+                            return Ok(Outcome::Finished);
+                        }
+                        Ok(())
                     }
-                    if let Some(ms) = message.final_audio_proc_ms {
-                        final_ms = final_ms.max(ms);
-                        carry.replay.finalized(final_ms);
+                    Some(Ok(Message::Pong(_))) => {
+                        liveness.pong();
+                        Ok(())
                     }
-                    if let Some(total_ms) = message.total_audio_proc_ms {
-                        processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
-                        queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
+                    Some(Ok(Message::Close(frame))) => Err(SessionError::Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    }),
+                    Some(Ok(_)) => Ok(()), // binary, ping (answered by tungstenite): nothing for us
+                    Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) | None => {
+                        Err(SessionError::Closed { code: None, reason: String::new() })
                     }
-                    {
-                        let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
-                        let now = std::time::Instant::now();
-                        promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
-                    }
-                    let finished = message.finished;
-                    if !reporter.report(SessionEvent::Message(message)).await {
-                        return Ok(None);
-                    }
-                    if finished {
-                        writer.close(Duration::from_secs(1)).await;
-                        return Ok(Some(SessionEvent::Finished));
-                    }
-                    Ok(())
+                    Some(Err(e)) => Err(transport(e)),
                 }
-                Some(Ok(Message::Close(frame))) => Err(SessionError::Closed {
-                    code: frame.as_ref().map(|f| u16::from(f.code)),
-                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                }),
-                Some(Ok(_)) => Ok(()), // binary, ping, pong: nothing for us
-                Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) | None => {
-                    Err(SessionError::Closed { code: None, reason: String::new() })
-                }
-                Some(Err(e)) => Err(transport(e)),
-            },
+            }
             sent = writer.sent(), if !idle => {
                 if sending == Frame::Audio {
                     last_sent = Instant::now();
@@ -169,9 +219,17 @@ pub(super) async fn run(
                 }
                 sent.map_err(transport)
             }
+            () = drain_deadline(queue, config.drain_timeout) => return Ok(Outcome::DrainTimedOut),
+            _ = sleep_until(dead_at) => Err(SessionError::Unresponsive(why)),
+            _ = sleep_until(suspect_at.unwrap_or(now)), if suspect_at.is_some() => Ok(()),
+            _ = sleep_until(liveness.ping_due()), if idle => {
+                liveness.ping_sent(Instant::now());
+                writer.start(Message::Ping(Bytes::new()));
+                sending = Frame::Control;
+                Ok(())
+            }
             _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if idle && streaming && finalize_at.is_some() => {
-                promise.finalize_sent(std::time::Instant::now());
-                writer.start(Message::text(Control::Finalize.to_json()));
+                start_finalize(&mut writer, &mut promise, &mut liveness);
                 sending = Frame::Control;
                 Ok(())
             }
@@ -185,14 +243,13 @@ pub(super) async fn run(
                     if forgotten > 0 && !std::mem::replace(&mut overflowed, true) {
                         let forgotten_ms = queue.duration_ns(forgotten) / 1_000_000;
                         if !reporter.report(SessionEvent::ReplayOverflow { forgotten_ms }).await {
-                            return Ok(None);
+                            return Ok(Outcome::Aborted);
                         }
                     }
                     Ok(())
                 }
                 Some(Queued::Finalize) => {
-                    promise.finalize_sent(std::time::Instant::now());
-                    writer.start(Message::text(Control::Finalize.to_json()));
+                    start_finalize(&mut writer, &mut promise, &mut liveness);
                     sending = Frame::Control;
                     Ok(())
                 }
@@ -200,18 +257,17 @@ pub(super) async fn run(
                     let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
                     promise.hurry(after_ms);
                     if !reporter.report(SessionEvent::InputGap { after_ms, pts, duration }).await {
-                        return Ok(None);
+                        return Ok(Outcome::Aborted);
                     }
                     Ok(())
                 }
                 Some(Queued::EndOfAudio) => {
                     carry.ended_audio = true;
-                    carry.drain_deadline.get_or_insert(Instant::now() + config.drain_timeout);
                     writer.start(Message::text(""));
                     sending = Frame::Control;
                     Ok(())
                 }
-                None => return Ok(None),
+                None => return Ok(Outcome::Aborted),
             },
             _ = sleep_until(keepalive_at), if idle && streaming => {
                 last_sent = Instant::now();
@@ -219,12 +275,18 @@ pub(super) async fn run(
                 sending = Frame::Control;
                 Ok(())
             }
-            _ = sleep_until(drain_at), if !streaming => {
-                return Ok(Some(SessionEvent::DrainTimedOut));
-            }
         };
         step.map_err(|error| lost(error, final_ms))?;
     }
+}
+
+fn start_finalize<S>(writer: &mut Writer<S>, promise: &mut Promise, liveness: &mut Liveness)
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin + Send + 'static,
+{
+    promise.finalize_sent(std::time::Instant::now());
+    liveness.finalize_sent(Instant::now());
+    writer.start(Message::text(Control::Finalize.to_json()));
 }
 
 /// What kind of frame is on its way.
@@ -292,7 +354,7 @@ impl Pacer {
     }
 }
 
-pub(super) async fn connect(config: &SessionConfig) -> Result<Socket, SessionError> {
+pub(super) async fn connect(config: &SessionConfig, key: &ApiKey) -> Result<Socket, SessionError> {
     let url = &config.url;
     let mut request = url
         .as_str()
@@ -301,9 +363,7 @@ pub(super) async fn connect(config: &SessionConfig) -> Result<Socket, SessionErr
             url: url.clone(),
             reason: e.to_string(),
         })?;
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, config.api_key.bearer()?);
+    request.headers_mut().insert(AUTHORIZATION, key.bearer()?);
     let host = request.uri().host().unwrap_or_default().to_string();
     let port = request
         .uri()
@@ -317,7 +377,16 @@ pub(super) async fn connect(config: &SessionConfig) -> Result<Socket, SessionErr
         let tcp = open_tcp(&host, port, config.send_buffer)
             .await
             .map_err(tungstenite::Error::Io)?;
-        client_async_tls_with_config(request, tcp, None, Some(Connector::Rustls(TLS.clone()))).await
+        let limits = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        client_async_tls_with_config(
+            request,
+            tcp,
+            Some(limits),
+            Some(Connector::Rustls(TLS.clone())),
+        )
+        .await
     };
     match timeout(config.connect_timeout, connecting).await {
         Err(_) => Err(SessionError::Connect {

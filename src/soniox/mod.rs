@@ -3,6 +3,7 @@
 
 pub mod audio_queue;
 mod connection;
+mod liveness;
 pub mod promise;
 pub mod protocol;
 pub mod replay;

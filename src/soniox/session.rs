@@ -25,7 +25,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::audio_queue::AudioQueue;
-use super::connection::{self, Carry, Report};
+use super::connection::{self, Carry, Outcome, Report};
+use super::liveness::Unresponsive;
 use super::protocol::{ServerMessage, ServiceError, StartRequest};
 use super::replay::Replay;
 use crate::runtime::RUNTIME;
@@ -154,6 +155,8 @@ pub enum SessionError {
     },
     Transport(String),
     Protocol(String),
+    /// The connection stayed open but the service stopped answering.
+    Unresponsive(Unresponsive),
     /// Retryable failures went on for too long.
     GaveUp {
         last: Box<SessionError>,
@@ -168,6 +171,7 @@ impl SessionError {
             SessionError::Service(e) => matches!(e.code, Some(408 | 429 | 500 | 502 | 503)),
             SessionError::Closed { .. }
             | SessionError::Transport(_)
+            | SessionError::Unresponsive(_)
             | SessionError::Connect { .. } => true,
             _ => false,
         }
@@ -198,6 +202,7 @@ impl fmt::Display for SessionError {
             }
             SessionError::Transport(reason) => write!(f, "Connection to Soniox failed: {reason}"),
             SessionError::Protocol(reason) => write!(f, "Unexpected message from Soniox: {reason}"),
+            SessionError::Unresponsive(why) => write!(f, "Connection to Soniox lost: {why}"),
             SessionError::GaveUp { last, attempts } => {
                 write!(f, "{last} (gave up after {attempts} attempts)")
             }
@@ -354,7 +359,6 @@ async fn supervise<T, W: Fn(Reported) -> T>(
     let mut carry = Carry {
         replay: Replay::new(replay_limit, config.frame_bytes, config.bytes_per_second),
         ended_audio: false,
-        drain_deadline: None,
     };
     let mut failures = 0u32;
     loop {
@@ -366,21 +370,26 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             timeline: &timeline,
         };
         let started = tokio::time::Instant::now();
-        // Once the end of audio was sent, the drain deadline bounds reconnecting too.
-        let deadline = carry.drain_deadline;
-        let run = connection::run(config, queue, &timeline, &mut carry, &connection);
-        let ended = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, run)
-                .await
-                .unwrap_or(Ok(Some(SessionEvent::DrainTimedOut))),
-            None => run.await,
-        };
-        let broken = match ended {
-            Ok(Some(end)) => {
-                connection.report(end).await;
+        // Hold live audio while there is no connection that answers.
+        queue.set_suspect(true);
+        let run = connection::run(
+            config,
+            &config.api_key,
+            queue,
+            &timeline,
+            &mut carry,
+            &connection,
+        );
+        let broken = match run.await {
+            Ok(Outcome::Finished) => {
+                connection.report(SessionEvent::Finished).await;
                 return;
             }
-            Ok(None) => return,
+            Ok(Outcome::DrainTimedOut) => {
+                connection.report(SessionEvent::DrainTimedOut).await;
+                return;
+            }
+            Ok(Outcome::Aborted) => return,
             Err(broken) => broken,
         };
         if started.elapsed() >= RAN_WELL {
@@ -399,6 +408,7 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             connection.report(SessionEvent::Failed(error)).await;
             return;
         }
+        queue.set_suspect(true);
         let delay = backoff(failures, &broken.error);
         carry.replay.restart(broken.final_ms);
         let event = SessionEvent::Reconnecting {
@@ -409,14 +419,14 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         if !connection.report(event).await {
             return;
         }
-        let wake = tokio::time::Instant::now() + delay;
-        match carry.drain_deadline {
-            Some(deadline) if deadline <= wake => {
-                tokio::time::sleep_until(deadline).await;
+        // Once the end of audio was queued, the drain deadline bounds the wait too.
+        tokio::select! {
+            biased;
+            () = connection::drain_deadline(queue, config.drain_timeout) => {
                 connection.report(SessionEvent::DrainTimedOut).await;
                 return;
             }
-            _ => tokio::time::sleep_until(wake).await,
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }

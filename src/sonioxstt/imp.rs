@@ -289,7 +289,9 @@ impl SonioxStt {
         };
         let queue = Arc::new(if live {
             let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
-            AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second)
+            // While the connection is suspect or being replaced: up to the replay window.
+            let hold = settings::REPLAY_LIMIT.as_secs() * bytes_per_second;
+            AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second).holding_up_to(hold)
         } else {
             let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
             AudioQueue::new(Overflow::Block, limit, bytes_per_second)

@@ -100,6 +100,24 @@ pub fn element(server: &MockServer) -> gst::Element {
         .unwrap()
 }
 
+/// When EOS enters `stt` (the end of the audio).
+pub fn end_of_audio(stt: &gst::Element) -> Arc<Mutex<Option<Instant>>> {
+    let at = Arc::new(Mutex::new(None));
+    let seen = at.clone();
+    stt.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data {
+                if e.type_() == gst::EventType::Eos {
+                    seen.lock().unwrap().get_or_insert_with(Instant::now);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    at
+}
+
 /// Something `sonioxstt` pushed on `src`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
@@ -213,6 +231,13 @@ impl Recorder {
             seen = self.seen.1.wait_timeout(seen, left).unwrap().0;
         }
         true
+    }
+
+    /// When EOS crossed the pad, if it did.
+    pub fn eos_at(&self) -> Option<Instant> {
+        self.seen_at()
+            .into_iter()
+            .find_map(|(seen, at)| matches!(seen, Seen::Eos(_)).then_some(at))
     }
 
     pub fn wait_eos(&self, timeout: Duration) -> bool {

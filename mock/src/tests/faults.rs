@@ -288,3 +288,169 @@ async fn no_finished_stalls_every_connection_when_default() {
         assert!(!server.sessions()[i].sent_finished());
     }
 }
+
+#[tokio::test]
+async fn a_healthy_server_answers_pings() {
+    let server = server_with(vec![]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.ping().await;
+    let pong = client.raw_frame(WAIT).await;
+    assert_eq!(pong, Some(Message::Pong(vec![7].into())));
+    client.close().await;
+    let record = &server.sessions()[0];
+    assert_eq!(record.count_events(|k| *k == ClientEventKind::Ping), 1);
+}
+
+#[tokio::test]
+async fn half_open_answers_nothing_and_keeps_the_connection_open() {
+    let server = server_with(vec![Fault::HalfOpenAt { audio_ms: 240 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(3).await;
+    client.recv_json().await; // 120 ms
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::HalfOpen)));
+    client.ping().await;
+    assert_eq!(client.raw_frame(Duration::from_millis(300)).await, None);
+    let record = &server.sessions()[0];
+    assert_eq!(
+        record.audio.len(),
+        2 * CHUNK,
+        "nothing read after the fault"
+    );
+}
+
+#[tokio::test]
+async fn mute_reads_everything_and_answers_nothing() {
+    let server = server_with(vec![Fault::MuteAt { audio_ms: 240 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(2).await;
+    client.recv_json().await; // 120 ms; at 240 ms it falls silent
+                              // Far more than socket buffers hold: the server keeps reading.
+    for _ in 0..200 {
+        client.binary(vec![0; 64 << 10]).await;
+    }
+    client.ping().await;
+    client.text(r#"{"type":"finalize"}"#).await;
+    assert_eq!(client.raw_frame(Duration::from_millis(300)).await, None);
+    drop(client);
+    assert!(server.wait_until(WAIT, |s| s[0].end == Some(SessionEnd::Muted)));
+}
+
+#[tokio::test]
+async fn send_at_sends_any_text_then_goes_on() {
+    let server = server_with(vec![Fault::send_at(240, "{\"tokens\": null}")]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(3).await;
+    client.recv_json().await;
+    let garbage = client.raw_frame(WAIT).await;
+    assert_eq!(garbage, Some(Message::text("{\"tokens\": null}")));
+    client.recv_json().await; // the 240 ms result
+    client.recv_json().await; // 360 ms
+    assert_eq!(
+        server.sessions()[0].sent[1],
+        Value::String("{\"tokens\": null}".into())
+    );
+}
+
+#[tokio::test]
+async fn repeat_finals_sends_the_latest_final_message_again() {
+    let server = server_with(vec![Fault::RepeatFinalsAt { audio_ms: 1800 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(15).await;
+    let messages: Vec<Value> = {
+        let mut all = Vec::new();
+        for _ in 0..16 {
+            all.push(client.recv_json().await);
+        }
+        all
+    };
+    let with_finals: Vec<&Value> = messages
+        .iter()
+        .filter(|m| tokens(m).iter().any(|t| t["is_final"] == true))
+        .collect();
+    assert_eq!(
+        with_finals.len(),
+        2,
+        "the first finals, then the same again"
+    );
+    assert_eq!(with_finals[0], with_finals[1]);
+}
+
+#[tokio::test]
+async fn finished_at_finishes_before_the_end_of_the_audio() {
+    let server = server_with(vec![Fault::FinishedAt { audio_ms: 360 }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(3).await;
+    let (messages, end) = client.until_close().await;
+    let finished = messages.last().unwrap();
+    assert_eq!(finished["finished"], true);
+    assert_eq!(finished["final_audio_proc_ms"], 360);
+    assert_closed_normally(&end);
+    assert_eq!(server.sessions()[0].end, Some(SessionEnd::FinishedEarly));
+}
+
+#[tokio::test]
+async fn error_after_end_refuses_the_drain() {
+    let server = server_with(vec![Fault::rate_limited_after_end()]);
+    let (mut client, _) = six_chunks_then_the_end(&server).await;
+    expect_error(
+        &mut client,
+        429,
+        "limit_exceeded",
+        "Rate limit for your organization has been exceeded.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn slow_reading_takes_audio_at_the_given_speed() {
+    let server = server_with(vec![Fault::SlowReadingAt {
+        audio_ms: 0,
+        speed: 2.0,
+        duration: Duration::from_secs(5),
+    }]);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    let start = std::time::Instant::now();
+    client.chunks(5).await;
+    for _ in 0..5 {
+        client.recv_json().await;
+    }
+    // 600 ms of audio at twice real time.
+    assert!(
+        start.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_quiet_server_says_nothing_while_no_word_is_due() {
+    let mut cfg = config();
+    cfg.quiet = true;
+    cfg.script = Script::parse("200 600 Hello.\n").unwrap();
+    let server = MockServer::start(cfg);
+    let mut client = Client::connect(&server.url()).await;
+    client.start(json!({})).await;
+    client.chunks(30).await; // 3.6 s: the word is final at 1.6 s
+    let mut heard = Vec::new();
+    while let Some(message) = client.try_recv_json().await {
+        heard.push(message);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(message) = client.try_recv_json().await {
+        heard.push(message);
+    }
+    assert!(heard.iter().all(|m| !tokens(m).is_empty()), "{heard:?}");
+    assert_eq!(final_text(&heard), "Hello.");
+    // A finalize is still answered, with how far the audio is final.
+    client.text(r#"{"type":"finalize"}"#).await;
+    let fin = client.recv_json().await;
+    assert_eq!(tokens(&fin)[0]["text"], "<fin>");
+    assert_eq!(fin["final_audio_proc_ms"], 3600);
+}

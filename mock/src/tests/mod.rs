@@ -184,6 +184,19 @@ impl Client {
         }
     }
 
+    /// Sends a WebSocket ping.
+    pub async fn ping(&mut self) {
+        self.ws.send(Message::Ping(vec![7].into())).await.unwrap();
+    }
+
+    /// The next frame as it came (`None`: nothing within `within`, or the connection ended).
+    pub async fn raw_frame(&mut self, within: Duration) -> Option<Message> {
+        match tokio::time::timeout(within, self.ws.next()).await {
+            Ok(Some(Ok(frame))) => Some(frame),
+            _ => None,
+        }
+    }
+
     pub async fn close(&mut self) {
         self.ws.close(None).await.unwrap();
         let _ = tokio::time::timeout(WAIT, self.ws.next()).await;
