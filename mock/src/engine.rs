@@ -45,6 +45,15 @@ struct UtteranceState {
     endpoint_done: bool,
 }
 
+/// Which words a finalization takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Heard {
+    /// Those whose audio has arrived whole.
+    Whole,
+    /// Every word started (the audio ended: a word cut off ends there).
+    Started,
+}
+
 pub(crate) struct Engine {
     words: Vec<Word>,
     utterances: Vec<UtteranceState>,
@@ -163,7 +172,7 @@ impl Engine {
                     .auto_final_lag_ms
                     .is_some_and(|lag| received_ms >= self.words[i].end_ms.saturating_add(lag));
                 if !self.words[i].is_final && (reached || lag_passed) {
-                    self.make_final(i, &mut tokens);
+                    self.make_final(i, received_ms, &mut tokens);
                 }
             }
             if reached {
@@ -185,9 +194,11 @@ impl Engine {
         self.message(tokens, received_ms)
     }
 
-    /// `{"type":"finalize"}`: every started word turns final, then `<fin>`.
+    /// `{"type":"finalize"}`: every word whose audio has arrived turns final, then `<fin>`. A
+    /// word still being spoken stays non-final (the stand-in cannot cut a word in two), and
+    /// `final_audio_proc_ms` stops at its start.
     pub fn finalize(&mut self, received_ms: u64) -> ResultMessage {
-        let mut tokens = self.finalize_started(received_ms);
+        let mut tokens = self.finalize_started(received_ms, Heard::Whole);
         tokens.push(Token::special(FIN_TOKEN));
         for u in self.live_utterances(received_ms) {
             let utterance = &mut self.utterances[u];
@@ -205,16 +216,21 @@ impl Engine {
     /// End of audio: every started word turns final (no `<end>`/`<fin>`); `None` if none was
     /// pending. Words that never started are dropped.
     pub fn drain(&mut self, received_ms: u64) -> Option<ResultMessage> {
-        let tokens = self.finalize_started(received_ms);
+        let tokens = self.finalize_started(received_ms, Heard::Started);
         let message = self.message(tokens, received_ms);
         (!message.tokens.is_empty()).then_some(message)
     }
 
-    fn finalize_started(&mut self, received_ms: u64) -> Vec<Token> {
+    fn finalize_started(&mut self, received_ms: u64, heard: Heard) -> Vec<Token> {
         let mut tokens = Vec::new();
         for i in self.live_words(received_ms) {
-            if !self.words[i].is_final && self.words[i].start_ms < received_ms {
-                self.make_final(i, &mut tokens);
+            let word = &self.words[i];
+            let heard = match heard {
+                Heard::Whole => word.end_ms <= received_ms,
+                Heard::Started => word.start_ms < received_ms,
+            };
+            if !word.is_final && heard {
+                self.make_final(i, received_ms, &mut tokens);
             }
         }
         self.advance_cursors();
@@ -222,11 +238,17 @@ impl Engine {
         tokens
     }
 
-    fn make_final(&mut self, i: usize, tokens: &mut Vec<Token>) {
+    /// Word `i` turns final with the audio received so far: the times of a word only partly
+    /// received end there (Soniox never times a token past the audio it got).
+    fn make_final(&mut self, i: usize, received_ms: u64, tokens: &mut Vec<Token>) {
         self.words[i].is_final = true;
         let word = &self.words[i];
         for piece in &word.pieces {
-            tokens.push(self.token(word, piece.text.clone(), piece.start_ms, piece.end_ms, true));
+            let (start, end) = (
+                piece.start_ms.min(received_ms),
+                piece.end_ms.min(received_ms),
+            );
+            tokens.push(self.token(word, piece.text.clone(), start, end, true));
         }
     }
 
@@ -428,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn finalize_takes_whole_started_words_and_adds_fin() {
+    fn finalize_takes_the_words_heard_whole_and_adds_fin() {
         let mut e = Engine::new(
             &script(),
             EngineOptions {
@@ -437,19 +459,30 @@ mod tests {
             },
         );
         let m = e.finalize(700);
+        assert_eq!(texts(&m, true), ["He", "llo", ",", "<fin>"]);
         assert_eq!(
-            texts(&m, true),
-            ["He", "llo", ",", " GStr", "eamer", "<fin>"]
+            texts(&m, false),
+            Vec::<String>::new(),
+            "a finalize answer has no tail"
         );
-        assert_eq!(m.tokens[4].end_ms, Some(1200));
-        assert_eq!((m.final_audio_proc_ms, m.total_audio_proc_ms), (700, 700));
-        let m = e.finalize(700);
-        assert_eq!(texts(&m, true), ["<fin>"]);
+        assert_eq!(
+            (m.final_audio_proc_ms, m.total_audio_proc_ms),
+            (650, 700),
+            "final up to the word still being spoken"
+        );
+        let m = e.finalize(1200);
+        assert_eq!(texts(&m, true), [" GStr", "eamer", "<fin>"]);
+        assert_eq!(m.tokens[1].end_ms, Some(1200));
         // The first utterance still has "world." pending, so its endpoint comes later.
         let m = e.tick(2200);
         assert_eq!(texts(&m, true), [" wo", "rld", ".", "<end>"]);
         // An utterance closed entirely by finalize gets no <end>.
-        let m = e.finalize(2800);
+        assert_eq!(
+            texts(&e.finalize(2800), true),
+            ["<fin>"],
+            "Bye is being said"
+        );
+        let m = e.finalize(2950);
         assert_eq!(texts(&m, true), [" Bye", "<fin>"]);
         assert!(!e.endpoint_due(5000));
     }

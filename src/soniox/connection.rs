@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{client_async_tls_with_config, Connector};
 
 use super::audio_queue::{AudioQueue, Chunk, Queued};
+use super::check::Checker;
 use super::liveness::Liveness;
 use super::promise::Promise;
 use super::protocol::{Control, ServerMessage, ServiceError, Token};
@@ -98,6 +99,7 @@ pub(super) async fn run(
         return Ok(Outcome::Aborted);
     }
     let mut liveness = Liveness::new(Instant::now());
+    let mut checker = Checker::new();
     // The session marks the queue suspect while it connects.
     let mut suspect = true;
 
@@ -166,11 +168,17 @@ pub(super) async fn run(
                     Some(Ok(Message::Text(text))) => {
                         let message = match ServerMessage::parse(&text) {
                             Ok(message) => message,
-                            Err(e) => return Err(lost(SessionError::Protocol(format!("{e} in {}", excerpt(&text))), final_ms)),
+                            Err(e) => return Err(lost(SessionError::Invalid(format!("{e} in {}", excerpt(&text))), final_ms)),
                         };
                         if let Some(error) = message.error() {
                             return Err(lost(SessionError::Service(error), final_ms));
                         }
+                        // Rounded up: the service counts what it received, never more.
+                        let sent_ms = queue.duration_ns(sent_bytes).div_ceil(1_000_000);
+                        let message = match checker.check(message, sent_ms, carry.ended_audio) {
+                            Ok(message) => message,
+                            Err(reason) => return Err(lost(SessionError::Invalid(reason), final_ms)),
+                        };
                         for _ in message.tokens.iter().filter(|t| t.is_final && t.text == Token::FIN) {
                             liveness.fin();
                         }
@@ -205,7 +213,11 @@ pub(super) async fn run(
                         code: frame.as_ref().map(|f| u16::from(f.code)),
                         reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
                     }),
-                    Some(Ok(_)) => Ok(()), // binary, ping (answered by tungstenite): nothing for us
+                    Some(Ok(Message::Binary(data))) => Err(SessionError::Invalid(format!(
+                        "a binary frame of {} bytes (Soniox sends JSON text)",
+                        data.len()
+                    ))),
+                    Some(Ok(_)) => Ok(()), // a ping (tungstenite answers it)
                     Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) | None => {
                         Err(SessionError::Closed { code: None, reason: String::new() })
                     }

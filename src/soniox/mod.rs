@@ -2,6 +2,7 @@
 //! The Soniox service, free of GStreamer: wire protocol, sessions and what feeds them.
 
 pub mod audio_queue;
+pub mod check;
 mod connection;
 mod liveness;
 pub mod promise;

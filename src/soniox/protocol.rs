@@ -3,8 +3,11 @@
 //!
 //! Client → server: the start request (first text frame) and control messages.
 //! Server → client: result messages with tokens, the `finished` message and errors.
-//! Parsing is tolerant: every field may be missing, unknown fields are ignored, and numbers
-//! may arrive as integers or floats (see `soniox-realtime-api.md` §6.1).
+//! Parsing is tolerant where Soniox's documents leave room: every field may be missing or
+//! null, unknown fields are ignored, and times may arrive as integers, floats or numeric
+//! strings (see `soniox-realtime-api.md` §6.1). It is strict about the rest: a field of the
+//! wrong type, a negative or non-numeric time, or anything that is not JSON is an error (the
+//! connection then counts as broken). What the values mean is checked in `super::check`.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -115,6 +118,10 @@ pub struct ServerMessage {
 
 impl ServerMessage {
     pub fn parse(text: &str) -> Result<ServerMessage, serde_json::Error> {
+        // serde would take a JSON array for a struct too.
+        if !text.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("not a JSON object"));
+        }
         serde_json::from_str(text)
     }
 
@@ -164,13 +171,26 @@ impl fmt::Display for ServiceError {
     }
 }
 
-/// Accepts integers, floats (rounded), numeric strings and null for millisecond fields.
+/// The largest time taken at all (about 285 years): larger ones are errors, not numbers to
+/// compute with.
+const MAX_MS: f64 = 9.0e12;
+
+/// Accepts integers, floats (rounded), numeric strings and null for millisecond fields;
+/// refuses negative, huge and non-numeric values.
 fn lenient_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
-    Ok(value
-        .as_ref()
-        .and_then(number_of)
-        .map(|n| n.max(0.0).round() as u64))
+    use serde::de::Error;
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let Some(ms) = number_of(&value) else {
+        return Err(D::Error::custom(format!(
+            "a time that is not a number: {value}"
+        )));
+    };
+    if !(0.0..=MAX_MS).contains(&ms) {
+        return Err(D::Error::custom(format!("a time out of range: {value}")));
+    }
+    Ok(Some(ms.round() as u64))
 }
 
 fn lenient_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
@@ -293,6 +313,27 @@ mod tests {
         assert!(message.finished);
         assert_eq!(message.final_audio_proc_ms, None);
         assert!(ServerMessage::parse("{}").unwrap().tokens.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_result() {
+        for bad in [
+            "not json",
+            r#"{"tokens": [], "final_audio_proc_ms": NaN}"#,
+            r#"{"tokens": [], "final_audio_proc_ms": 1e400}"#,
+            r#"{"tokens": null}"#,
+            r#"{"tokens": [{"text": "\ud800", "is_final": true}]}"#,
+            r#"{"tokens": [{"text": " a", "start_ms": -40, "is_final": true}]}"#,
+            r#"{"tokens": [{"text": " a", "start_ms": "soon", "is_final": true}]}"#,
+            r#"{"tokens": [{"text": " a", "start_ms": true, "is_final": true}]}"#,
+            r#"{"tokens": [], "total_audio_proc_ms": 1e13}"#,
+            r#"{"tokens": [{"text": 5, "is_final": true}]}"#,
+            r#"{"tokens": [{"text": "a", "is_final": "yes"}]}"#,
+            r#"{"tokens": [], "finished": 1}"#,
+            "[]",
+        ] {
+            assert!(ServerMessage::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -154,7 +154,8 @@ pub enum SessionError {
         reason: String,
     },
     Transport(String),
-    Protocol(String),
+    /// The service sent something that cannot be right (see `super::check`).
+    Invalid(String),
     /// The connection stayed open but the service stopped answering.
     Unresponsive(Unresponsive),
     /// Retryable failures went on for too long.
@@ -171,6 +172,7 @@ impl SessionError {
             SessionError::Service(e) => matches!(e.code, Some(408 | 429 | 500 | 502 | 503)),
             SessionError::Closed { .. }
             | SessionError::Transport(_)
+            | SessionError::Invalid(_)
             | SessionError::Unresponsive(_)
             | SessionError::Connect { .. } => true,
             _ => false,
@@ -201,7 +203,7 @@ impl fmt::Display for SessionError {
                 }
             }
             SessionError::Transport(reason) => write!(f, "Connection to Soniox failed: {reason}"),
-            SessionError::Protocol(reason) => write!(f, "Unexpected message from Soniox: {reason}"),
+            SessionError::Invalid(reason) => write!(f, "Soniox sent an invalid message: {reason}"),
             SessionError::Unresponsive(why) => write!(f, "Connection to Soniox lost: {why}"),
             SessionError::GaveUp { last, attempts } => {
                 write!(f, "{last} (gave up after {attempts} attempts)")
@@ -452,6 +454,7 @@ mod tests {
             assert!(!service(code).is_retryable(), "{code}");
         }
         assert!(SessionError::Transport("reset".into()).is_retryable());
+        assert!(SessionError::Invalid("tokens: null".into()).is_retryable());
         let tls = SessionError::Tls {
             host: "localhost".into(),
             reason: "invalid peer certificate: UnknownIssuer".into(),

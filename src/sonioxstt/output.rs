@@ -54,6 +54,12 @@ pub enum Item {
     Stop,
 }
 
+/// A time in ns as a `ClockTime`, unless it is the one value a `ClockTime` cannot hold
+/// (`GST_CLOCK_TIME_NONE`): building one from it would panic.
+fn clock_time(ns: u64) -> Option<gst::ClockTime> {
+    (ns != u64::MAX).then(|| gst::ClockTime::from_nseconds(ns))
+}
+
 /// The src task's own state; it lives in the task closure and dies with the task.
 pub struct Output {
     element: glib::WeakRef<super::SonioxStt>,
@@ -420,8 +426,11 @@ impl Output {
     }
 
     fn push_gap(&mut self, imp: &SonioxStt, start: u64, duration: Option<u64>) {
-        let event = gst::event::Gap::builder(gst::ClockTime::from_nseconds(start))
-            .duration(duration.map(gst::ClockTime::from_nseconds))
+        let Some(start) = clock_time(start) else {
+            return;
+        };
+        let event = gst::event::Gap::builder(start)
+            .duration(duration.and_then(clock_time))
             .build();
         gst::log!(CAT, imp = imp, "pushing {event:?}");
         self.note_event(&event);
@@ -477,10 +486,10 @@ impl Output {
         let mut buffer = gst::Buffer::from_mut_slice(word.text.into_bytes());
         {
             let buffer = buffer.get_mut().expect("a new buffer is writable");
-            buffer.set_pts(pts.map(gst::ClockTime::from_nseconds));
+            buffer.set_pts(pts.and_then(clock_time));
             buffer.set_duration(
                 pts.zip(end)
-                    .map(|(p, e)| gst::ClockTime::from_nseconds(e.saturating_sub(p))),
+                    .and_then(|(p, e)| clock_time(e.saturating_sub(p))),
             );
             if std::mem::take(&mut session.discont) {
                 buffer.set_flags(gst::BufferFlags::DISCONT);

@@ -199,9 +199,12 @@ impl WordAssembler {
             if joins {
                 let pending = self.pending.as_mut().expect("checked above");
                 pending.word.text.push_str(&piece.text);
-                if piece.end_ms.is_some() {
-                    pending.word.end_ms = piece.end_ms;
-                }
+                // A word never ends before it starts, nor earlier than its pieces so far.
+                let word = &mut pending.word;
+                word.end_ms = word
+                    .end_ms
+                    .max(piece.end_ms)
+                    .map(|end| end.max(word.start_ms.unwrap_or(0)));
                 pending.unit &= punctuation;
             } else {
                 self.flush_word(out);

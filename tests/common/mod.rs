@@ -265,11 +265,14 @@ pub fn words(seen: &[Seen]) -> Vec<(String, Option<u64>, Option<u64>)> {
 }
 
 /// The words of `script` a session hears in its first `ms` of audio (the stand-in says the
-/// words that started in it).
+/// words that started in it; one cut off by the end of the audio ends there).
 pub fn said_before(script: &Script, ms: u64) -> Script {
     let mut said = script.clone();
     for utterance in &mut said.utterances {
         utterance.words.retain(|w| w.start_ms < ms);
+        for word in &mut utterance.words {
+            word.end_ms = word.end_ms.min(ms);
+        }
     }
     said.utterances.retain(|u| !u.words.is_empty());
     said
