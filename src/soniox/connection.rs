@@ -39,6 +39,10 @@ pub(super) struct Carry {
     /// The end of audio was taken from the queue: a new connection ends its audio after the
     /// replay.
     pub ended_audio: bool,
+    /// Why the last connection broke, until a new one answers.
+    pub broken: Option<String>,
+    /// Soniox made some of the session's audio final.
+    pub finalized_any: bool,
 }
 
 /// How a connection ended, when it did not break.
@@ -179,6 +183,9 @@ pub(super) async fn run(
                             Ok(message) => message,
                             Err(reason) => return Err(lost(SessionError::Invalid(reason), final_ms)),
                         };
+                        carry.broken = None;
+                        carry.finalized_any |= message.final_audio_proc_ms.is_some_and(|ms| ms > 0)
+                            || message.tokens.iter().any(|t| t.is_final && !t.is_marker());
                         for _ in message.tokens.iter().filter(|t| t.is_final && t.text == Token::FIN) {
                             liveness.fin();
                         }

@@ -106,7 +106,7 @@ pub enum SessionEvent {
     /// The server confirmed the end of the audio: every final token has arrived.
     Finished,
     /// The server did not finish within the drain timeout; the session was closed.
-    DrainTimedOut,
+    DrainTimedOut(Unfinished),
     /// The replay buffer is full (Soniox has not finalized for longer than it holds): the
     /// oldest `forgotten_ms` of audio would not survive a reconnect. Once per connection.
     ReplayOverflow {
@@ -120,6 +120,18 @@ pub enum SessionEvent {
         delay: Duration,
     },
     Failed(SessionError),
+}
+
+/// What a drain that timed out left undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// Audio never made final: sent and not finalized, or never sent.
+    pub untranscribed_ms: u64,
+    /// The deadline passed while the session was replacing a broken connection (no new one
+    /// had answered yet): why the last one broke.
+    pub reconnecting: Option<String>,
+    /// Soniox made any audio of the session final (words or silence).
+    pub finalized_any: bool,
 }
 
 /// A session event with the connection it comes from.
@@ -350,6 +362,16 @@ pub fn backoff(attempt: u32, error: &SessionError) -> Duration {
     }
 }
 
+/// What the session leaves undone when its drain deadline passes now.
+fn unfinished(carry: &Carry, queue: &AudioQueue) -> Unfinished {
+    let bytes = carry.replay.held_bytes() + queue.queued_bytes();
+    Unfinished {
+        untranscribed_ms: queue.duration_ns(bytes) / 1_000_000,
+        reconnecting: carry.broken.clone(),
+        finalized_any: carry.finalized_any,
+    }
+}
+
 /// The session's life: connections until one finishes, the element aborts, or it fails.
 async fn supervise<T, W: Fn(Reported) -> T>(
     config: &SessionConfig,
@@ -361,6 +383,8 @@ async fn supervise<T, W: Fn(Reported) -> T>(
     let mut carry = Carry {
         replay: Replay::new(replay_limit, config.frame_bytes, config.bytes_per_second),
         ended_audio: false,
+        broken: None,
+        finalized_any: false,
     };
     let mut failures = 0u32;
     loop {
@@ -388,7 +412,10 @@ async fn supervise<T, W: Fn(Reported) -> T>(
                 return;
             }
             Ok(Outcome::DrainTimedOut) => {
-                connection.report(SessionEvent::DrainTimedOut).await;
+                let unfinished = unfinished(&carry, queue);
+                connection
+                    .report(SessionEvent::DrainTimedOut(unfinished))
+                    .await;
                 return;
             }
             Ok(Outcome::Aborted) => return,
@@ -411,6 +438,7 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             return;
         }
         queue.set_suspect(true);
+        carry.broken = Some(broken.error.to_string());
         let delay = backoff(failures, &broken.error);
         carry.replay.restart(broken.final_ms);
         let event = SessionEvent::Reconnecting {
@@ -425,7 +453,8 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         tokio::select! {
             biased;
             () = connection::drain_deadline(queue, config.drain_timeout) => {
-                connection.report(SessionEvent::DrainTimedOut).await;
+                let unfinished = unfinished(&carry, queue);
+                connection.report(SessionEvent::DrainTimedOut(unfinished)).await;
                 return;
             }
             () = tokio::time::sleep(delay) => {}

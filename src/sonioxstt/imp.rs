@@ -678,6 +678,34 @@ impl SonioxStt {
         );
     }
 
+    /// The drain deadline passed while reconnecting, and some audio was never made final.
+    pub fn warn_untranscribed(&self, id: u32, reason: &str, untranscribed_ms: u64) {
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Read,
+            (
+                "Soniox did not finish within drain-timeout while reconnecting ({}): {:.1} s of audio were never transcribed; the last words were pushed as they were",
+                reason,
+                untranscribed_ms as f64 / 1000.0
+            ),
+            ["session {}", id]
+        );
+    }
+
+    /// The drain deadline passed while reconnecting, and Soniox made nothing final at all.
+    pub fn fail_untranscribed(&self, id: u32, reason: &str, untranscribed_ms: u64) {
+        let text = format!(
+            "Soniox transcribed none of the audio: drain-timeout passed while reconnecting ({reason})"
+        );
+        let debug = format!(
+            "session {id}: {:.1} s of audio were never transcribed",
+            untranscribed_ms as f64 / 1000.0
+        );
+        gst::warning!(CAT, imp = self, "{text}");
+        let message = self.error_message(gst::ResourceError::Failed, &text, &debug);
+        let _ = self.obj().post_message(message);
+    }
+
     /// A session failed: post the error and make the chain return it. Called on the runtime.
     fn session_failed(&self, id: u32, error: &SessionError) {
         if self.is_flushing() {

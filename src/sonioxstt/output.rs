@@ -86,6 +86,7 @@ pub struct Output {
 struct Inherited {
     assembler: WordAssembler,
     unconfirmed: Option<Unconfirmed>,
+    words: u64,
 }
 
 /// The non-final tail of a broken connection, with the timeline its times are on: pushed as
@@ -109,6 +110,8 @@ struct SessionOutput {
     covered_ms: u64,
     /// GAP events from the input, waiting for the words before them.
     input_gaps: VecDeque<InputGap>,
+    /// Words pushed for the stream so far (over all its connections).
+    words: u64,
 }
 
 struct InputGap {
@@ -247,6 +250,7 @@ impl Output {
                     final_ms: 0,
                     covered_ms: 0,
                     input_gaps: VecDeque::new(),
+                    words: inherited.words,
                 },
             );
         }
@@ -296,6 +300,7 @@ impl Output {
                     Inherited {
                         assembler: session.assembler,
                         unconfirmed: session.unconfirmed,
+                        words: session.words,
                     },
                 );
                 imp.warn_reconnecting(id, &error, attempt, delay);
@@ -314,7 +319,7 @@ impl Output {
                 imp.post(messages::session(SessionLife::Finished, id, ""));
                 self.end_stream(imp, stream, id)
             }
-            SessionEvent::DrainTimedOut => {
+            SessionEvent::DrainTimedOut(unfinished) => {
                 let session = self.session(id);
                 // No new connection said anything: the broken one's tail, on its timeline.
                 if let Some(unconfirmed) = session.unconfirmed.take() {
@@ -324,7 +329,22 @@ impl Output {
                 let out = self.session(id).assembler.finish_with_interim();
                 self.emit(imp, id, out)?;
                 self.advance(imp, id, true);
-                imp.warn_drain_timeout(id);
+                let words = self.session(id).words;
+                match &unfinished.reconnecting {
+                    // Not a word, not even silence made final: that is a failure, not an end.
+                    Some(reason)
+                        if words == 0
+                            && !unfinished.finalized_any
+                            && unfinished.untranscribed_ms > 0 =>
+                    {
+                        imp.fail_untranscribed(id, reason, unfinished.untranscribed_ms);
+                        self.sessions.remove(&id);
+                        self.ended.insert(stream);
+                        return Err(gst::FlowError::Error);
+                    }
+                    Some(reason) => imp.warn_untranscribed(id, reason, unfinished.untranscribed_ms),
+                    None => imp.warn_drain_timeout(id),
+                }
                 imp.post(messages::session(
                     SessionLife::Finished,
                     id,
@@ -482,6 +502,7 @@ impl Output {
         if let Some(end_ms) = word.end_ms {
             session.covered_ms = session.covered_ms.max(end_ms);
         }
+        session.words += 1;
         let live = session.live;
         let mut buffer = gst::Buffer::from_mut_slice(word.text.into_bytes());
         {
