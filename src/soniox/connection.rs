@@ -234,7 +234,10 @@ pub(super) async fn run(
             sent = writer.sent(), if !idle => {
                 if sending == Frame::Audio {
                     last_sent = Instant::now();
-                    timeline.lock().unwrap_or_else(|e| e.into_inner()).mark_sent(std::time::Instant::now());
+                    let mut timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = std::time::Instant::now();
+                    timeline.mark_sent(now);
+                    promise.audio_sent(&timeline, now);
                 }
                 sent.map_err(transport)
             }

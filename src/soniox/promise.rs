@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The latency promise of a live session (contract §5).
 //!
-//! A word must be pushed before its audio's running time + `latency`. Soniox makes tokens
-//! final on its own schedule; when the earliest still non-final token would miss that
-//! deadline, the session asks for `{"type":"finalize"}` early enough for the answer to come
-//! back in time: at (moment its audio went out) + `latency` − (round trip + a safety margin).
-//! Finalize requests are at least [`MIN_SPACING`] apart and never sent while one is in
-//! flight (sent, its `<fin>` not yet received).
+//! A word must be pushed before its audio's running time + `latency`, and downstream must
+//! never wait longer than that on silence (§5 "Silence"). Soniox makes tokens final on its
+//! own schedule, and may say nothing at all while nothing is said. The promise follows the
+//! *settled* point: how far the text is known for good (the service's `final_audio_proc_ms`,
+//! but not past a non-final token or a final word that may still grow). When the audio
+//! right after it would miss its deadline, the session asks for `{"type":"finalize"}` early
+//! enough for the answer to come back in time: at (moment that audio went out) + `latency`
+//! − (round trip + a safety margin). The answer makes the words final, or, over silence,
+//! moves `final_audio_proc_ms` on, so the element can push a GAP. Finalize requests are at
+//! least [`MIN_SPACING`] apart and never sent while one is in flight (sent, its `<fin>` not
+//! yet received).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -32,8 +37,14 @@ pub struct Promise {
     last_finalize: Option<Instant>,
     in_flight: Option<Instant>,
     round_trip: Duration,
-    /// When the audio of the earliest non-final token went out.
+    /// When the audio right after the settled point went out; `None` when all audio sent is
+    /// settled.
     pending_since: Option<Instant>,
+    /// The settled point, ms of session audio.
+    settled_ms: u64,
+    /// Where the latest final word started, while it may still grow (no marker, no new word
+    /// after it yet).
+    open_word_ms: Option<u64>,
     /// Soniox's `final_audio_proc_ms`.
     final_ms: u64,
     /// The input paused after this much session audio: finalize up to there as soon as the
@@ -49,6 +60,8 @@ impl Promise {
             in_flight: None,
             round_trip: INITIAL_ROUND_TRIP,
             pending_since: None,
+            settled_ms: 0,
+            open_word_ms: None,
             final_ms: 0,
             urgent_until_ms: None,
         }
@@ -68,14 +81,27 @@ impl Promise {
                 self.round_trip = (self.round_trip * 3 + measured) / 4;
             }
         }
-        let earliest = tokens
+        for token in tokens.iter().filter(|t| t.is_final && !t.is_translation()) {
+            if token.is_marker() {
+                self.open_word_ms = None;
+            } else if token.text.starts_with(char::is_whitespace) || self.open_word_ms.is_none() {
+                self.open_word_ms = token.start_ms.or(self.open_word_ms);
+            }
+        }
+        let earliest_tail = tokens
             .iter()
             .filter(|t| !t.is_final && !t.is_marker() && !t.is_translation())
             .filter_map(|t| t.start_ms)
             .min();
-        self.pending_since = earliest.map(|ms| timeline.sent_at_ms(ms).unwrap_or(now));
         self.final_ms = self.final_ms.max(final_ms.unwrap_or(0));
-        if self.pending_since.is_none()
+        self.settled_ms = [Some(self.final_ms), earliest_tail, self.open_word_ms]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.final_ms);
+        self.pending_since = None;
+        self.audio_sent(timeline, now);
+        if earliest_tail.is_none()
             && self
                 .urgent_until_ms
                 .is_some_and(|until| self.final_ms >= until)
@@ -84,10 +110,18 @@ impl Promise {
         }
     }
 
+    /// Audio went out (`timeline` has it): if it is the first after the settled point, its
+    /// deadline starts now.
+    pub fn audio_sent(&mut self, timeline: &Timeline, now: Instant) {
+        if self.pending_since.is_none() && self.settled_ms < timeline.recorded_ms() {
+            self.pending_since = Some(timeline.sent_at_ms(self.settled_ms).unwrap_or(now));
+        }
+    }
+
     /// The input paused (a GAP) after `sent_ms` of session audio: finalize what is not
     /// final yet as soon as allowed.
     pub fn hurry(&mut self, sent_ms: u64) {
-        if self.pending_since.is_some() || self.final_ms < sent_ms {
+        if self.settled_ms < sent_ms {
             self.urgent_until_ms = Some(sent_ms);
         }
     }
@@ -171,10 +205,10 @@ mod tests {
         let t0 = Instant::now();
         let timeline = timeline(t0);
         let mut promise = Promise::new(Some(Arc::new(AtomicU32::new(2000))));
-        assert_eq!(promise.due(t0), None, "nothing pending");
+        assert_eq!(promise.due(t0), None, "nothing sent yet");
         promise.observe(
-            &[token(" a", 100, true), token(" b", 300, false)],
-            Some(100),
+            &[token(" a", 100, true), fin(), token(" b", 300, false)],
+            Some(300),
             &timeline,
             t0,
         );
@@ -186,6 +220,36 @@ mod tests {
             None,
             "in flight"
         );
+    }
+
+    #[test]
+    fn a_final_word_that_may_still_grow_is_not_settled() {
+        let t0 = Instant::now();
+        let timeline = timeline(t0);
+        let mut promise = Promise::new(Some(Arc::new(AtomicU32::new(2000))));
+        // " a" is final up to 300 ms, but its word may go on: its start counts.
+        promise.observe(&[token(" a", 100, true)], Some(300), &timeline, t0);
+        assert_eq!(promise.due(t0), Some(t0 + Duration::from_millis(1600)));
+        // A new word starts: the first one is complete.
+        promise.observe(&[token(" b", 300, true)], Some(500), &timeline, t0);
+        assert_eq!(promise.due(t0), Some(t0 + Duration::from_millis(1800)));
+    }
+
+    #[test]
+    fn silence_the_service_says_nothing_about_is_not_settled_either() {
+        let t0 = Instant::now();
+        let timeline = timeline(t0);
+        let mut promise = Promise::new(Some(Arc::new(AtomicU32::new(2000))));
+        // All final up to 400 ms, and no word since: the audio from 400 ms waits.
+        promise.observe(&[], Some(400), &timeline, t0);
+        assert_eq!(promise.due(t0), Some(t0 + Duration::from_millis(1900)));
+        // Everything sent is final: nothing to ask for.
+        promise.observe(&[], Some(1000), &timeline, t0);
+        assert_eq!(promise.due(t0), None);
+        // A service that never said anything: its deadline starts with the first audio.
+        let mut quiet = Promise::new(Some(Arc::new(AtomicU32::new(2000))));
+        quiet.audio_sent(&timeline, t0);
+        assert_eq!(quiet.due(t0), Some(t0 + Duration::from_millis(1500)));
     }
 
     #[test]
@@ -211,11 +275,11 @@ mod tests {
         let timeline = timeline(t0);
         let latency = Arc::new(AtomicU32::new(3000));
         let mut promise = Promise::new(Some(latency.clone()));
-        promise.observe(&[token(" d", 500, false)], None, &timeline, t0);
+        promise.observe(&[token(" d", 500, false)], Some(500), &timeline, t0);
         assert_eq!(promise.due(t0), Some(t0 + Duration::from_millis(3000)));
         latency.store(2000, Ordering::Relaxed);
         assert_eq!(promise.due(t0), Some(t0 + Duration::from_millis(2000)));
-        promise.observe(&[], None, &timeline, t0);
+        promise.observe(&[], Some(1000), &timeline, t0);
         assert_eq!(promise.due(t0), None, "nothing pending any more");
     }
 
