@@ -4,6 +4,7 @@
 pub mod audio_queue;
 pub mod check;
 mod connection;
+pub mod credentials;
 mod liveness;
 pub mod promise;
 pub mod protocol;

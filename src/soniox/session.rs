@@ -22,42 +22,15 @@ use std::time::Duration;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::audio_queue::AudioQueue;
 use super::connection::{self, Carry, Outcome, Report};
+pub use super::credentials::ApiKey;
 use super::liveness::Unresponsive;
 use super::protocol::{ServerMessage, ServiceError, StartRequest};
 use super::replay::Replay;
 use crate::runtime::RUNTIME;
 use crate::transcript::timeline::Timeline;
-
-/// A Soniox API key. It never appears in `Debug` output, logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Option<ApiKey> {
-        let key = key.into().trim().to_string();
-        (!key.is_empty()).then_some(ApiKey(key))
-    }
-
-    pub(super) fn bearer(&self) -> Result<HeaderValue, SessionError> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
-            SessionError::InvalidKey(
-                "the API key contains characters that cannot be sent in an HTTP header".into(),
-            )
-        })?;
-        value.set_sensitive(true);
-        Ok(value)
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
 
 /// Pacing of non-live audio: at most `speed` × real time after a burst of `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -506,16 +479,6 @@ mod tests {
         });
         assert_eq!(backoff(1, &limited), Duration::from_secs(1));
         assert_eq!(backoff(6, &limited), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn the_key_is_redacted() {
-        let key = ApiKey::new("  sekrit-123 ").unwrap();
-        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
-        assert!(!format!("{:?}", key.bearer().unwrap()).contains("sekrit"));
-        assert!(ApiKey::new("  ").is_none());
-        let error = ApiKey::new("bad\nkey").unwrap().bearer().unwrap_err();
-        assert!(!error.to_string().contains("bad"));
     }
 
     #[test]
