@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use super::audio_queue::AudioQueue;
 use super::connection::{self, Carry, Outcome, Report};
 pub use super::credentials::ApiKey;
+use super::credentials::Credentials;
 use super::liveness::Unresponsive;
 use super::protocol::{ServerMessage, ServiceError, StartRequest};
 use super::replay::Replay;
@@ -43,7 +44,7 @@ pub struct Pacing {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub url: String,
-    pub api_key: ApiKey,
+    pub credentials: Credentials,
     pub start_request: StartRequest,
     pub keepalive_interval: Duration,
     pub drain_timeout: Duration,
@@ -124,6 +125,10 @@ pub enum SessionError {
         reason: String,
     },
     InvalidKey(String),
+    /// Neither a fresh key nor a fixed one.
+    NoKey,
+    /// The key source did not answer.
+    KeyUnavailable(String),
     Connect {
         url: String,
         reason: String,
@@ -158,6 +163,7 @@ impl SessionError {
             SessionError::Closed { .. }
             | SessionError::Transport(_)
             | SessionError::Invalid(_)
+            | SessionError::KeyUnavailable(_)
             | SessionError::Unresponsive(_)
             | SessionError::Connect { .. } => true,
             _ => false,
@@ -172,6 +178,11 @@ impl fmt::Display for SessionError {
                 write!(f, "Invalid Soniox URL {url}: {reason}")
             }
             SessionError::InvalidKey(reason) => write!(f, "Unusable Soniox API key: {reason}"),
+            SessionError::NoKey => write!(
+                f,
+                "No Soniox API key: request-api-key returned none, and neither api-key nor SONIOX_API_KEY is set"
+            ),
+            SessionError::KeyUnavailable(reason) => write!(f, "No fresh Soniox API key: {reason}"),
             SessionError::Connect { url, reason } => {
                 write!(f, "Could not connect to Soniox at {url}: {reason}")
             }
@@ -194,6 +205,14 @@ impl fmt::Display for SessionError {
                 write!(f, "{last} (gave up after {attempts} attempts)")
             }
         }
+    }
+}
+
+impl SessionError {
+    /// A temporary key's `max_session_duration_seconds` ran out: a fresh key carries on.
+    pub fn is_expired_temporary_key(&self) -> bool {
+        matches!(self, SessionError::Service(e)
+            if e.code == Some(403) && e.error_type.as_deref() == Some("temp_api_key_session_expired"))
     }
 }
 
@@ -371,14 +390,18 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         let started = tokio::time::Instant::now();
         // Hold live audio while there is no connection that answers.
         queue.set_suspect(true);
-        let run = connection::run(
-            config,
-            &config.api_key,
-            queue,
-            &timeline,
-            &mut carry,
-            &connection,
-        );
+        let run = async {
+            let key = tokio::select! {
+                biased;
+                key = config.credentials.key_for(session) => {
+                    key.map_err(|error| connection::Broken { error, final_ms: 0 })?
+                }
+                () = connection::drain_deadline(queue, config.drain_timeout) => {
+                    return Ok(Outcome::DrainTimedOut);
+                }
+            };
+            connection::run(config, &key, queue, &timeline, &mut carry, &connection).await
+        };
         let broken = match run.await {
             Ok(Outcome::Finished) => {
                 connection.report(SessionEvent::Finished).await;
@@ -398,8 +421,11 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             failures = 0;
         }
         failures += 1;
-        if !broken.error.is_retryable() || failures > config.max_reconnects {
-            let error = if broken.error.is_retryable() {
+        // With fresh keys, a temporary key that ran out is replaced by the next one.
+        let retryable = broken.error.is_retryable()
+            || (config.credentials.fetches() && broken.error.is_expired_temporary_key());
+        if !retryable || failures > config.max_reconnects {
+            let error = if retryable {
                 SessionError::GaveUp {
                     last: Box::new(broken.error),
                     attempts: failures,

@@ -19,10 +19,12 @@ use once_cell::sync::Lazy;
 use tokio::sync::mpsc;
 
 use super::format::{self, AudioFormat};
+use super::keys::{self, SignalKeys};
 use super::messages::{self, SessionLife};
 use super::output::{self, Item, Output};
 use super::settings::{self, Changed, Settings};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
+use crate::soniox::credentials::{Credentials, KeySource};
 use crate::soniox::protocol::Token;
 use crate::soniox::session::{
     sends_key_in_clear, Pacing, SessionConfig, SessionError, SessionEvent, SessionHandle,
@@ -241,7 +243,10 @@ impl SonioxStt {
     fn start_session(&self) -> Result<Arc<AudioQueue>, gst::FlowError> {
         let settings = self.settings();
         let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
-        let Some(api_key) = settings.resolve_key() else {
+        // Fresh keys from the application when it connected `request-api-key`.
+        let keys = Arc::new(SignalKeys::new(&self.obj()));
+        let fixed = settings.resolve_key();
+        if fixed.is_none() && !keys.fetches() {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::NotAuthorized,
@@ -251,7 +256,7 @@ impl SonioxStt {
                 )
             );
             return Err(gst::FlowError::Error);
-        };
+        }
         let start_request = settings.start_request(&format).map_err(|reason| {
             gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", reason));
             gst::FlowError::Error
@@ -273,7 +278,10 @@ impl SonioxStt {
         });
         let config = SessionConfig {
             url,
-            api_key,
+            credentials: Credentials {
+                fixed,
+                fresh: Some(keys),
+            },
             start_request,
             keepalive_interval: settings.keepalive_interval(),
             drain_timeout: settings.drain_timeout(),
@@ -736,6 +744,9 @@ impl SonioxStt {
             SessionError::Service(e) if matches!(e.code, Some(401 | 403)) => {
                 self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
             }
+            SessionError::NoKey | SessionError::KeyUnavailable(_) => {
+                self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
+            }
             SessionError::Service(e) if e.code == Some(400) => {
                 self.error_message(gst::LibraryError::Settings, &text, &debug)
             }
@@ -871,16 +882,25 @@ impl ObjectImpl for SonioxStt {
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: Lazy<Vec<glib::subclass::Signal>> = Lazy::new(|| {
-            vec![glib::subclass::Signal::builder("finalize")
-                .action()
-                .class_handler(|args| {
-                    let element = args[0]
-                        .get::<super::SonioxStt>()
-                        .expect("signal on sonioxstt");
-                    element.imp().request_finalize();
-                    None
-                })
-                .build()]
+            vec![
+                glib::subclass::Signal::builder("finalize")
+                    .action()
+                    .class_handler(|args| {
+                        let element = args[0]
+                            .get::<super::SonioxStt>()
+                            .expect("signal on sonioxstt");
+                        element.imp().request_finalize();
+                        None
+                    })
+                    .build(),
+                // Emitted on a thread of its own before each connection (argument: the
+                // connection's number); the handler returns a key (e.g. a freshly minted
+                // temporary key), or NULL for the api-key property / SONIOX_API_KEY.
+                glib::subclass::Signal::builder(keys::SIGNAL)
+                    .param_types([u32::static_type()])
+                    .return_type::<Option<String>>()
+                    .build(),
+            ]
         });
         SIGNALS.as_ref()
     }

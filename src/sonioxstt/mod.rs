@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 mod format;
 mod imp;
+mod keys;
 mod messages;
 mod output;
 mod settings;
