@@ -2,10 +2,7 @@
 //! The live captions example (examples/captions.rs), run headless against the stand-in the way
 //! a user runs it: the PNG it saves shows the transcript of that moment.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -21,52 +18,6 @@ const OVERLAY: &str = "valignment=bottom halignment=center line-alignment=center
 const FRAME_MS: u64 = 40; // 25 frames per second
 const WIDTH: usize = 640;
 const HEIGHT: usize = 360;
-
-/// The example's binary, built now if needed (`cargo test` alone does not build it first).
-fn example_binary() -> PathBuf {
-    let dir = common::cargo_build(&["--example", "captions"]);
-    let binary = dir.join("examples").join("captions");
-    assert!(binary.exists(), "no {}", binary.display());
-    binary
-}
-
-/// Runs the example with `args` and no SONIOX_API_KEY: whether it succeeded, and its standard
-/// output. Killed if it runs longer than `limit`.
-fn run_example(binary: &Path, args: &[&str], limit: Duration) -> (bool, String) {
-    let mut child = Command::new(binary)
-        .args(args)
-        .env_remove("SONIOX_API_KEY")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (line_tx, lines) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if line_tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + limit;
-    let mut output = String::new();
-    loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                println!("example: {line}");
-                output.push_str(&line);
-                output.push('\n');
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break, // its output ended
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("the example still runs after {limit:?}:\n{output}");
-            }
-        }
-    }
-    reader.join().unwrap();
-    (child.wait().unwrap().success(), output)
-}
 
 /// "0:00:08.124" → 8124.
 fn parse_ms(time: &str) -> u64 {
@@ -182,9 +133,9 @@ fn the_snapshot_shows_the_caption_of_that_moment() {
     let png = dir.join("snapshot.png");
 
     gst::init().unwrap();
-    let binary = example_binary();
+    let binary = common::example_binary("captions");
     let start = Instant::now();
-    let (success, output) = run_example(
+    let (success, output) = common::run_example(
         &binary,
         &["--headless", "--snapshot", "8.1", png.to_str().unwrap()],
         Duration::from_secs(40),

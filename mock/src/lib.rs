@@ -33,10 +33,12 @@ mod config;
 mod engine;
 mod faults;
 mod handshake;
+mod keys;
 mod languages;
 mod position;
 mod protocol;
 mod record;
+mod rest;
 mod script;
 mod server;
 mod session;
@@ -49,12 +51,14 @@ mod tests;
 
 pub use config::MockConfig;
 pub use faults::Fault;
+pub use keys::TemporaryKeyOptions;
 pub use position::{
     timecode_offset_ms, timecoded_s16le, wav_data, StreamPosition, AMBIGUITY_LIMIT_MS,
     REFERENCE_PROBE_BYTES,
 };
 pub use record::{
-    ClientEvent, ClientEventKind, SessionEnd, SessionRecord, KEPT_ENDED, KEPT_FIRST, KEPT_LATEST,
+    ClientEvent, ClientEventKind, RestRequest, SessionEnd, SessionRecord, KEPT_ENDED, KEPT_FIRST,
+    KEPT_LATEST,
 };
 pub use script::{Script, ScriptWord, Utterance};
 pub use server::MockServer;

@@ -57,6 +57,19 @@ pub struct SessionRecord {
     pub stream_offset_ms: Option<u64>,
 }
 
+/// A request to the REST API, and the answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestRequest {
+    pub method: String,
+    pub path: String,
+    /// Whether it carried the permanent key as `Authorization: Bearer` (never the key itself).
+    pub authorized: bool,
+    /// The JSON body (`Null` if there was none or it was not JSON).
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+}
+
 /// A frame from the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientEvent {
@@ -204,6 +217,10 @@ fn compact<T>(items: &mut Vec<T>) -> u64 {
 #[derive(Default)]
 pub(crate) struct Shared {
     sessions: Mutex<Vec<SessionRecord>>,
+    /// Temporary keys minted so far.
+    pub keys: crate::keys::KeyStore,
+    /// Every REST request, in order.
+    rest: Mutex<Vec<RestRequest>>,
     /// TLS handshakes that failed (counted before any upgrade, so without a record).
     tls_failures: Mutex<usize>,
     /// Indices into `MockConfig::stream_faults` that have fired.
@@ -286,6 +303,18 @@ impl Shared {
 
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    pub fn record_rest(&self, request: RestRequest) {
+        self.rest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request);
+        self.changed.notify_all();
+    }
+
+    pub fn rest_requests(&self) -> Vec<RestRequest> {
+        self.rest.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn snapshot(&self) -> Vec<SessionRecord> {

@@ -15,7 +15,10 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 
 use crate::config::MockConfig;
 use crate::handshake::{self, PATH};
+use crate::keys::TemporaryKeyOptions;
+use crate::record::RestRequest;
 use crate::record::{SessionRecord, Shared};
+use crate::rest;
 use crate::session::{self, SessionContext};
 use crate::tls::{self, TlsIdentity};
 
@@ -25,6 +28,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running stand-in server on 127.0.0.1. Dropping it stops the server and closes every socket.
 pub struct MockServer {
     port: u16,
+    /// The REST API's port.
+    rest_port: u16,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -79,8 +84,9 @@ impl MockServer {
             .name(format!("soniox-mock:{port}"))
             .spawn(move || serve(config, port, acceptor, thread_shared, ready_tx, stop_rx))?;
         match ready_rx.recv() {
-            Ok(Ok(port)) => Ok(MockServer {
+            Ok(Ok((port, rest_port))) => Ok(MockServer {
                 port,
+                rest_port,
                 shared,
                 stop: Some(stop_tx),
                 thread: Some(thread),
@@ -107,6 +113,22 @@ impl MockServer {
         } else {
             format!("ws://127.0.0.1:{}{PATH}", self.port)
         }
+    }
+
+    /// The REST API: `http://127.0.0.1:PORT` (plain HTTP, also for a TLS server). It serves
+    /// `POST /v1/auth/temporary-api-key` (Bearer: the permanent key).
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest_port)
+    }
+
+    /// Mints a temporary key as the REST API would, and returns it.
+    pub fn mint_temporary_key(&self, options: TemporaryKeyOptions) -> String {
+        self.shared.keys.mint(options).0
+    }
+
+    /// Every REST request so far, in order.
+    pub fn rest_requests(&self) -> Vec<RestRequest> {
+        self.shared.rest_requests()
     }
 
     /// Whether this server speaks TLS ([`MockServer::start_tls`]).
@@ -172,7 +194,7 @@ fn serve(
     port: u16,
     acceptor: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    ready: mpsc::Sender<io::Result<u16>>,
+    ready: mpsc::Sender<io::Result<(u16, u16)>>,
     stop: oneshot::Receiver<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -186,19 +208,27 @@ fn serve(
         }
     };
     let recv_buffer = config.effective_recv_buffer_size();
-    let listener = match runtime.block_on(async { listen(port, recv_buffer) }) {
-        Ok(listener) => listener,
+    let listeners = runtime.block_on(async {
+        let ws = listen(port, recv_buffer)?;
+        let rest = listen(0, None)?;
+        Ok::<_, io::Error>((ws, rest))
+    });
+    let (listener, rest) = match listeners {
+        Ok(listeners) => listeners,
         Err(error) => {
             let _ = ready.send(Err(error));
             return;
         }
     };
-    let bound = listener.local_addr().map(|a| a.port());
+    let bound = listener
+        .local_addr()
+        .and_then(|a| Ok((a.port(), rest.local_addr()?.port())));
     let _ = ready.send(bound);
     let config = Arc::new(config);
     runtime.block_on(async {
         tokio::select! {
-            () = accept_loop(listener, config, acceptor, shared) => {}
+            () = accept_loop(listener, config.clone(), acceptor, shared.clone()) => {}
+            () = rest::serve(rest, config, shared) => {}
             _ = stop => {}
         }
     });

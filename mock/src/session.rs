@@ -16,6 +16,7 @@ use crate::config::MockConfig;
 use crate::engine::{Engine, EngineOptions};
 use crate::faults::Fault;
 use crate::handshake::Credential;
+use crate::keys::{KeyStore, SESSION_EXPIRED};
 use crate::position::{Locator, StreamPosition};
 use crate::protocol::{is_keepalive, parse_control, Control, ProtocolError, ResultMessage};
 use crate::record::{ClientEvent, ClientEventKind, SessionEnd, Shared};
@@ -72,6 +73,8 @@ struct Session<S> {
     slow: Option<(f64, Instant)>,
     /// The latest message sent that had final tokens.
     last_with_finals: Option<Value>,
+    /// A temporary key's session ends then (`max_session_duration_seconds`).
+    key_session_ends: Option<Instant>,
 }
 
 /// How a server that stopped answering behaves.
@@ -86,6 +89,8 @@ enum Gone {
 enum Wake {
     Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
     Idle,
+    /// The temporary key's session duration ran out.
+    KeyExpired,
 }
 
 pub(crate) async fn run<S>(ws: WebSocketStream<S>, ctx: SessionContext)
@@ -104,6 +109,7 @@ where
         gone: None,
         slow: None,
         last_with_finals: None,
+        key_session_ends: None,
     };
     session.serve().await;
 }
@@ -127,11 +133,18 @@ where
                 None => {}
             }
             let watch_idle = !matches!(self.phase, Phase::Drained);
+            let key_ends = self.key_session_ends;
             let wake = tokio::select! {
                 frame = self.ws.next() => Wake::Frame(frame),
                 () = &mut sleep, if watch_idle => Wake::Idle,
+                () = tokio::time::sleep_until(key_ends.unwrap_or_else(Instant::now).into()), if key_ends.is_some() => Wake::KeyExpired,
             };
             let step = match wake {
+                Wake::KeyExpired => {
+                    let error =
+                        ProtocolError::new(403, "temp_api_key_session_expired", SESSION_EXPIRED);
+                    Err(self.fail_with(error).await)
+                }
                 Wake::Idle => Err(self
                     .fail(ProtocolError::timeout(), SessionEnd::IdleTimeout)
                     .await),
@@ -241,7 +254,7 @@ where
     }
 
     /// The handshake key is the connection's key; `api_key` counts only without one.
-    fn authenticate(&self, request: &Map<String, Value>) -> Result<(), ProtocolError> {
+    fn authenticate(&mut self, request: &Map<String, Value>) -> Result<(), ProtocolError> {
         let presented = match &self.ctx.credential {
             Credential::Key(key) => Some(key.clone()),
             Credential::Malformed => {
@@ -252,6 +265,16 @@ where
         match presented {
             None => Err(ProtocolError::unauthenticated("Missing API key.")),
             Some(key) if key == self.ctx.config.api_key => Ok(()),
+            Some(key) if KeyStore::is_temporary(&key) => {
+                let limit = self
+                    .ctx
+                    .shared
+                    .keys
+                    .accept(&key)
+                    .map_err(ProtocolError::unauthenticated)?;
+                self.key_session_ends = limit.map(|limit| Instant::now() + limit);
+                Ok(())
+            }
             Some(_) => Err(ProtocolError::unauthenticated("Invalid API key.")),
         }
     }

@@ -490,3 +490,50 @@ pub fn harness(element: &gst::Element, caps: &gst::Caps) -> (gst_check::Harness,
 pub fn drain_bus(bus: &gst::Bus) -> Vec<gst::Message> {
     std::iter::from_fn(|| bus.pop()).collect()
 }
+
+/// An example's binary, built now if needed (`cargo test` alone does not build it first).
+pub fn example_binary(name: &str) -> PathBuf {
+    let dir = cargo_build(&["--example", name]);
+    let binary = dir.join("examples").join(name);
+    assert!(binary.exists(), "no {}", binary.display());
+    binary
+}
+
+/// Runs an example with `args` and no SONIOX_API_KEY: whether it succeeded, and its standard
+/// output. Killed if it runs longer than `limit`.
+pub fn run_example(binary: &std::path::Path, args: &[&str], limit: Duration) -> (bool, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(binary)
+        .args(args)
+        .env_remove("SONIOX_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if line_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut output = String::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                println!("example: {line}");
+                output.push_str(&line);
+                output.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break, // its output ended
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("the example still runs after {limit:?}:\n{output}");
+            }
+        }
+    }
+    reader.join().unwrap();
+    (child.wait().unwrap().success(), output)
+}

@@ -2,6 +2,7 @@
 
 mod auth;
 mod faults;
+mod keys;
 mod long;
 mod position;
 mod requests;

@@ -1,0 +1,159 @@
+//! The REST API on a port of its own (Soniox serves it from another host than the
+//! WebSocket): `POST /v1/auth/temporary-api-key`, with Soniox's validation and error shape
+//! (`status_code`, `error_type`, `message`, `validation_errors`, `request_id`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::config::MockConfig;
+use crate::keys::{KeyStore, TemporaryKeyOptions};
+use crate::protocol::new_request_id;
+use crate::record::{RestRequest, Shared};
+
+pub(crate) const TEMPORARY_KEY_PATH: &str = "/v1/auth/temporary-api-key";
+
+#[derive(Clone)]
+struct Rest {
+    config: Arc<MockConfig>,
+    shared: Arc<Shared>,
+}
+
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Arc<MockConfig>,
+    shared: Arc<Shared>,
+) {
+    let app = Router::new()
+        .route(TEMPORARY_KEY_PATH, post(temporary_key))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "Not found.", vec![]) })
+        .with_state(Rest { config, shared });
+    let _ = axum::serve(listener, app).await;
+}
+
+/// Soniox's REST error.
+fn error(status: StatusCode, error_type: &str, message: &str, validation: Vec<Value>) -> Response {
+    let body = json!({
+        "status_code": status.as_u16(),
+        "error_type": error_type,
+        "message": message,
+        "validation_errors": validation,
+        "request_id": new_request_id(),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn invalid(location: &str, message: &str) -> Response {
+    let detail = json!({"error_type": "invalid_value", "location": location, "message": message});
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "Invalid request.",
+        vec![detail],
+    )
+}
+
+/// The Bearer key of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+async fn temporary_key(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = bearer(&headers);
+    let authorized = key == Some(rest.config.api_key.as_str());
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let response = match key {
+        Some(key) if KeyStore::is_temporary(key) => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Temporary API keys cannot be used for this request.",
+            vec![],
+        ),
+        _ if !authorized => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Invalid API key.",
+            vec![],
+        ),
+        _ => match body.as_object().map(options) {
+            None => invalid("body", "The request body must be a JSON object."),
+            Some(Err(refusal)) => refusal,
+            Some(Ok(options)) => {
+                let (api_key, expires) = rest.shared.keys.mint(options);
+                let expires_at = humantime::format_rfc3339_seconds(expires).to_string();
+                let body = json!({"api_key": api_key, "expires_at": expires_at});
+                (StatusCode::CREATED, Json(body)).into_response()
+            }
+        },
+    };
+    rest.shared.record_rest(RestRequest {
+        method: "POST".into(),
+        path: TEMPORARY_KEY_PATH.into(),
+        authorized,
+        body,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+/// The request's fields, validated as Soniox documents them.
+fn options(body: &Map<String, Value>) -> Result<TemporaryKeyOptions, Response> {
+    let whole =
+        |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, Response> {
+            match body.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.as_u64().filter(|n| range.contains(n)) {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(invalid(
+                        name,
+                        &format!(
+                            "Must be a whole number from {} to {}.",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                },
+            }
+        };
+    match body.get("usage_type").and_then(Value::as_str) {
+        Some("transcribe_websocket" | "tts_rt") => {}
+        _ => {
+            return Err(invalid(
+                "usage_type",
+                "Must be transcribe_websocket or tts_rt.",
+            ))
+        }
+    }
+    let expires = whole("expires_in_seconds", 1..=3600)?
+        .ok_or_else(|| invalid("expires_in_seconds", "Field required."))?;
+    let max_session = whole("max_session_duration_seconds", 1..=18_000)?;
+    let single_use = match body.get("single_use") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("single_use", "Must be a boolean.")),
+    };
+    let client_reference_id = match body.get("client_reference_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if id.chars().count() <= 256 => Some(id.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "client_reference_id",
+                "Must be a string of at most 256 characters.",
+            ))
+        }
+    };
+    Ok(TemporaryKeyOptions {
+        expires_in: std::time::Duration::from_secs(expires),
+        single_use,
+        max_session_duration: max_session.map(std::time::Duration::from_secs),
+        client_reference_id,
+    })
+}
