@@ -85,7 +85,7 @@ async fn temporary_key(State(rest): State<Rest>, headers: HeaderMap, body: Bytes
         ),
         _ => match body.as_object().map(options) {
             None => invalid("body", "The request body must be a JSON object."),
-            Some(Err(refusal)) => refusal,
+            Some(Err((location, message))) => invalid(location, &message),
             Some(Ok(options)) => {
                 let (api_key, expires) = rest.shared.keys.mint(options);
                 let expires_at = humantime::format_rfc3339_seconds(expires).to_string();
@@ -104,49 +104,46 @@ async fn temporary_key(State(rest): State<Rest>, headers: HeaderMap, body: Bytes
     response
 }
 
+/// A field that is not as Soniox wants it, and why.
+type Refusal = (&'static str, String);
+
 /// The request's fields, validated as Soniox documents them.
-fn options(body: &Map<String, Value>) -> Result<TemporaryKeyOptions, Response> {
-    let whole =
-        |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, Response> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => match v.as_u64().filter(|n| range.contains(n)) {
-                    Some(n) => Ok(Some(n)),
-                    None => Err(invalid(
-                        name,
-                        &format!(
-                            "Must be a whole number from {} to {}.",
-                            range.start(),
-                            range.end()
-                        ),
-                    )),
-                },
-            }
+fn options(body: &Map<String, Value>) -> Result<TemporaryKeyOptions, Refusal> {
+    let whole = |name: &'static str, range: std::ops::RangeInclusive<u64>| {
+        let refusal = || {
+            let (from, to) = (range.start(), range.end());
+            (name, format!("Must be a whole number from {from} to {to}."))
         };
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64().filter(|n| range.contains(n)) {
+                Some(n) => Ok(Some(n)),
+                None => Err(refusal()),
+            },
+        }
+    };
     match body.get("usage_type").and_then(Value::as_str) {
         Some("transcribe_websocket" | "tts_rt") => {}
         _ => {
-            return Err(invalid(
-                "usage_type",
-                "Must be transcribe_websocket or tts_rt.",
-            ))
+            let why = "Must be transcribe_websocket or tts_rt.";
+            return Err(("usage_type", why.into()));
         }
     }
     let expires = whole("expires_in_seconds", 1..=3600)?
-        .ok_or_else(|| invalid("expires_in_seconds", "Field required."))?;
+        .ok_or(("expires_in_seconds", "Field required.".to_string()))?;
     let max_session = whole("max_session_duration_seconds", 1..=18_000)?;
     let single_use = match body.get("single_use") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("single_use", "Must be a boolean.")),
+        Some(_) => return Err(("single_use", "Must be a boolean.".into())),
     };
     let client_reference_id = match body.get("client_reference_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) if id.chars().count() <= 256 => Some(id.clone()),
         Some(_) => {
-            return Err(invalid(
+            return Err((
                 "client_reference_id",
-                "Must be a string of at most 256 characters.",
+                "Must be a string of at most 256 characters.".into(),
             ))
         }
     };
