@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use gst::prelude::*;
 
 const WRONG_KEY: &str = "wrong-key-0d7f3a";
 
@@ -157,9 +158,37 @@ fn a_drain_that_breaks_and_cannot_reconnect_is_bounded_by_drain_timeout() {
         &server,
         &script,
         "max-reconnects=10",
-        "Soniox did not finish within drain-timeout while reconnecting (Soniox ended the session \
-         (503 service_unavailable): Service Unavailable): 2.0 s of audio were never transcribed",
+        &format!(
+            "Soniox did not finish within drain-timeout while reconnecting (Soniox could not take \
+             the connection to {} (503 service_unavailable): Service Unavailable): 2.0 s of audio \
+             were never transcribed",
+            server.url()
+        ),
     );
     assert!(run.session_events().contains(&"reconnecting".to_string()));
     assert!(server.connection_count() >= 2, "it tried to reconnect");
+}
+
+#[test]
+fn a_refused_handshake_is_an_error_naming_the_url() {
+    let server = server(Script::from_utterances(&[]), |_| {});
+    let url = server.url().replace("/transcribe-websocket", "/wrong-path");
+    let (pipeline, _stt) = short_file(&format!("url={url} api-key={KEY}"));
+    let (text, _) = run(&pipeline, WAIT).error().expect("an element error");
+    assert_eq!(
+        text,
+        format!("Soniox refused the connection to {url} (404): Not Found")
+    );
+}
+
+#[test]
+fn an_empty_url_means_the_regions_endpoint() {
+    let (pipeline, stt) = short_file(&format!("url=\"\" api-key={KEY} region=eu"));
+    assert_eq!(stt.property::<Option<String>>("url"), None);
+    // No network here: the error names the endpoint it tried.
+    let (text, _) = run(&pipeline, WAIT).error().expect("an element error");
+    assert!(
+        text.contains("wss://stt-rt.eu.soniox.com/transcribe-websocket"),
+        "{text}"
+    );
 }

@@ -435,3 +435,26 @@ fn a_flush_aborts_the_session_and_the_next_buffer_starts_a_clean_one() {
     assert_eq!(sessions[1].audio.len(), 2 * 32_000);
     assert_words_match(&recorder.words(), &script, |ms| (10_000 + ms) * MS);
 }
+
+#[test]
+fn bad_language_hints_are_a_warning_and_not_sent_and_endpoint_sensitivity_is() {
+    let server = server(Script::from_utterances(&[("Hi.", 100, 400)]), |_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "audiotestsrc num-buffers=10 samplesperbuffer=1600 ! audio/x-raw,rate=16000,channels=1 ! \
+         sonioxstt name=stt pace=0 language-hints=\"<english,de,xx>\" endpoint-sensitivity=0.25 \
+         url={} api-key={KEY} ! fakesink sync=false",
+        server.url()
+    ));
+    let run = run(&pipeline, WAIT);
+    assert!(run.eos, "{:?}", run.error());
+    assert!(
+        run.warnings().contains(
+            &"Language hints that are not ISO 639-1 codes are not sent: english, xx".to_string()
+        ),
+        "{:?}",
+        run.warnings()
+    );
+    let request = server.sessions()[0].start_request.clone().unwrap();
+    assert_eq!(request["language_hints"], serde_json::json!(["de"]));
+    assert_eq!(request["endpoint_sensitivity"], 0.25);
+}

@@ -30,6 +30,9 @@ pub(crate) const CONTEXT_TOO_LONG: &str = "Context is too long (max length 10000
 pub(crate) const REFERENCE_TOO_LONG: &str = "Client reference ID is too long (max length 256)";
 pub(crate) const INVALID_ENDPOINT_DELAY: &str =
     "Invalid max_endpoint_delay_ms (must be between 500 and 3000).";
+/// The range is the protocol notes' (−1.0 … 1.0); the text is UNCONFIRMED.
+pub(crate) const INVALID_ENDPOINT_SENSITIVITY: &str =
+    "Invalid endpoint_sensitivity (must be between -1 and 1).";
 pub(crate) const INVALID_TRANSLATION_LANGUAGE: &str = "Invalid translation target language.";
 
 /// The settings of a validated start request that the stand-in acts on.
@@ -95,8 +98,12 @@ pub(crate) fn validate(request: &Map<String, Value>) -> Result<StartRequest, Pro
             return Err(ProtocolError::invalid(INVALID_ENDPOINT_DELAY));
         }
     }
-    // Newer tuning knobs: type-checked only (their ranges are UNCONFIRMED).
-    opt_number(request, "endpoint_sensitivity")?;
+    if let Some(sensitivity) = opt_number(request, "endpoint_sensitivity")? {
+        if !(-1.0..=1.0).contains(&sensitivity) {
+            return Err(ProtocolError::invalid(INVALID_ENDPOINT_SENSITIVITY));
+        }
+    }
+    // Newer tuning knob: type-checked only (its range is UNCONFIRMED).
     opt_number(request, "endpoint_latency_adjustment_level")?;
     check_translation(request)?;
 
@@ -388,6 +395,14 @@ mod tests {
             ),
             (
                 json!({"max_endpoint_delay_ms": "1000"}),
+                MALFORMED.to_string(),
+            ),
+            (
+                json!({"endpoint_sensitivity": 1.5}),
+                INVALID_ENDPOINT_SENSITIVITY.to_string(),
+            ),
+            (
+                json!({"endpoint_sensitivity": "high"}),
                 MALFORMED.to_string(),
             ),
             (

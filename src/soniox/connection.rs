@@ -462,20 +462,22 @@ fn connect_error(url: &str, host: &str, error: tungstenite::Error) -> SessionErr
             let reported = body
                 .as_deref()
                 .and_then(|b| ServerMessage::parse(b).ok()?.error());
-            SessionError::Service(reported.unwrap_or_else(|| {
-                ServiceError {
-                    code: Some(status.as_u16()),
-                    error_type: None,
-                    message: match body.as_deref().map(str::trim) {
-                        Some(text) if !text.is_empty() => excerpt(text),
-                        _ => status
-                            .canonical_reason()
-                            .unwrap_or("HTTP error")
-                            .to_string(),
-                    },
-                    request_id: None,
-                }
-            }))
+            let error = reported.unwrap_or_else(|| ServiceError {
+                code: Some(status.as_u16()),
+                error_type: None,
+                message: match body.as_deref().map(str::trim) {
+                    Some(text) if !text.is_empty() => excerpt(text),
+                    _ => status
+                        .canonical_reason()
+                        .unwrap_or("HTTP error")
+                        .to_string(),
+                },
+                request_id: None,
+            });
+            SessionError::Refused {
+                url: url.to_string(),
+                error,
+            }
         }
         tungstenite::Error::Io(io) => {
             match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {

@@ -34,6 +34,8 @@ pub struct StartRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_endpoint_delay_ms: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_sensitivity: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_reference_id: Option<String>,
 }
 
@@ -161,13 +163,21 @@ impl fmt::Display for ServiceError {
             Some(500..) => "Soniox ended the session",
             _ => "Soniox rejected the request",
         };
-        let label = match (self.code, self.error_type.as_deref()) {
-            (Some(code), Some(kind)) => format!("{code} {kind}"),
-            (Some(code), None) => code.to_string(),
-            (None, Some(kind)) => kind.to_string(),
-            (None, None) => "error".to_string(),
-        };
-        write!(f, "{what} ({label}): {}", self.message)
+        write!(f, "{what} ")?;
+        self.fmt_label(f)?;
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl ServiceError {
+    /// `(401 unauthenticated)`, `(404)`, …
+    pub fn fmt_label(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.error_type.as_deref()) {
+            (Some(code), Some(kind)) => write!(f, "({code} {kind})"),
+            (Some(code), None) => write!(f, "({code})"),
+            (None, Some(kind)) => write!(f, "({kind})"),
+            (None, None) => write!(f, "(error)"),
+        }
     }
 }
 

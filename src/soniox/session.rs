@@ -138,6 +138,11 @@ pub enum SessionError {
         reason: String,
     },
     Service(ServiceError),
+    /// The WebSocket upgrade at `url` was refused with an HTTP status.
+    Refused {
+        url: String,
+        error: ServiceError,
+    },
     /// The server closed the connection before `finished`.
     Closed {
         code: Option<u16>,
@@ -159,7 +164,9 @@ impl SessionError {
     /// Whether a new session may succeed where this one failed (contract §8).
     pub fn is_retryable(&self) -> bool {
         match self {
-            SessionError::Service(e) => matches!(e.code, Some(408 | 429 | 500 | 502 | 503)),
+            SessionError::Service(e) | SessionError::Refused { error: e, .. } => {
+                matches!(e.code, Some(408 | 429 | 500 | 502 | 503))
+            }
             SessionError::Closed { .. }
             | SessionError::Transport(_)
             | SessionError::Invalid(_)
@@ -190,6 +197,15 @@ impl fmt::Display for SessionError {
                 write!(f, "TLS handshake with {host} failed: {reason}")
             }
             SessionError::Service(e) => e.fmt(f),
+            SessionError::Refused { url, error } => {
+                let what = match error.code {
+                    Some(500..) => "could not take",
+                    _ => "refused",
+                };
+                write!(f, "Soniox {what} the connection to {url} ")?;
+                error.fmt_label(f)?;
+                write!(f, ": {}", error.message)
+            }
             SessionError::Closed { code, reason } => {
                 write!(f, "Soniox closed the connection before finishing")?;
                 match (code, reason.is_empty()) {
@@ -211,8 +227,17 @@ impl fmt::Display for SessionError {
 impl SessionError {
     /// A temporary key's `max_session_duration_seconds` ran out: a fresh key carries on.
     pub fn is_expired_temporary_key(&self) -> bool {
-        matches!(self, SessionError::Service(e)
-            if e.code == Some(403) && e.error_type.as_deref() == Some("temp_api_key_session_expired"))
+        self.service().is_some_and(|e| {
+            e.code == Some(403) && e.error_type.as_deref() == Some("temp_api_key_session_expired")
+        })
+    }
+
+    /// What the service said, at the handshake or after it.
+    pub fn service(&self) -> Option<&ServiceError> {
+        match self {
+            SessionError::Service(e) | SessionError::Refused { error: e, .. } => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -349,7 +374,9 @@ pub fn backoff(attempt: u32, error: &SessionError) -> Duration {
     let base = Duration::from_millis(250) * 2u32.saturating_pow(attempt.saturating_sub(1).min(5));
     let base = base.min(Duration::from_secs(8));
     match error {
-        SessionError::Service(e) if e.code == Some(429) => (base * 4).min(Duration::from_secs(30)),
+        _ if error.service().is_some_and(|e| e.code == Some(429)) => {
+            (base * 4).min(Duration::from_secs(30))
+        }
         _ => base,
     }
 }
@@ -531,6 +558,31 @@ mod tests {
         assert!(!sends_key_in_clear("ws://localhost/x"));
         assert!(!sends_key_in_clear("ws://[::1]:99/x"));
         assert!(!sends_key_in_clear("wss://example.com/x"));
+    }
+
+    #[test]
+    fn a_refused_handshake_names_the_url() {
+        let refused = |code, kind: Option<&str>, message: &str| SessionError::Refused {
+            url: "ws://127.0.0.1:9/x".into(),
+            error: ServiceError {
+                code: Some(code),
+                error_type: kind.map(str::to_string),
+                message: message.into(),
+                request_id: None,
+            },
+        };
+        let e = refused(404, None, "Not Found");
+        assert_eq!(
+            e.to_string(),
+            "Soniox refused the connection to ws://127.0.0.1:9/x (404): Not Found"
+        );
+        assert!(!e.is_retryable());
+        let e = refused(503, Some("service_unavailable"), "Service Unavailable");
+        assert_eq!(
+            e.to_string(),
+            "Soniox could not take the connection to ws://127.0.0.1:9/x (503 service_unavailable): Service Unavailable"
+        );
+        assert!(e.is_retryable());
     }
 
     #[test]

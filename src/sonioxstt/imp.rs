@@ -261,6 +261,17 @@ impl SonioxStt {
             gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", reason));
             gst::FlowError::Error
         })?;
+        let bad_hints = settings.bad_hints();
+        if !bad_hints.is_empty() {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "Language hints that are not ISO 639-1 codes are not sent: {}",
+                    bad_hints.join(", ")
+                )
+            );
+        }
         let url = settings.endpoint();
         if sends_key_in_clear(&url) {
             gst::element_imp_warning!(
@@ -732,22 +743,25 @@ impl SonioxStt {
             SessionError::GaveUp { last, .. } => last.as_ref(),
             other => other,
         };
-        let debug = match cause {
-            SessionError::Service(e) => format!(
+        let debug = match cause.service() {
+            Some(e) => format!(
                 "session {id}, request id {}",
                 e.request_id.as_deref().unwrap_or("unknown")
             ),
-            _ => format!("session {id}"),
+            None => format!("session {id}"),
         };
         gst::warning!(CAT, imp = self, "session {id} failed: {text}");
         let message = match cause {
-            SessionError::Service(e) if matches!(e.code, Some(401 | 403)) => {
+            _ if cause
+                .service()
+                .is_some_and(|e| matches!(e.code, Some(401 | 403))) =>
+            {
                 self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
             }
             SessionError::NoKey | SessionError::KeyUnavailable(_) => {
                 self.error_message(gst::ResourceError::NotAuthorized, &text, &debug)
             }
-            SessionError::Service(e) if e.code == Some(400) => {
+            _ if cause.service().is_some_and(|e| e.code == Some(400)) => {
                 self.error_message(gst::LibraryError::Settings, &text, &debug)
             }
             SessionError::Connect { .. }

@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 use super::format::AudioFormat;
 use super::Region;
+use crate::soniox::languages::is_iso_639_1;
 use crate::soniox::protocol::{context_value, StartRequest};
 use crate::soniox::session::{region_url, ApiKey};
 
@@ -21,6 +22,8 @@ const DEFAULT_MAX_SESSION_DURATION_MS: u32 = 17_400_000;
 /// Audio kept for a replay after a reconnect, at most.
 pub const REPLAY_LIMIT: Duration = Duration::from_secs(60);
 const MAX_CLIENT_REFERENCE_ID: usize = 256;
+/// Soniox's limit on the context, in characters of what is sent.
+const MAX_CONTEXT: usize = 10_000;
 /// How far ahead of real time non-live audio may go at the start of a session.
 pub const PACE_BURST: Duration = Duration::from_secs(3);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +48,7 @@ pub struct Settings {
     pub enable_language_identification: bool,
     pub enable_endpoint_detection: bool,
     pub max_endpoint_delay_ms: u32,
+    pub endpoint_sensitivity: f64,
     pub client_reference_id: Option<String>,
     pub latency_ms: u32,
     pub lateness_ms: u32,
@@ -71,6 +75,7 @@ impl Default for Settings {
             enable_language_identification: false,
             enable_endpoint_detection: true,
             max_endpoint_delay_ms: 0,
+            endpoint_sensitivity: 0.0,
             client_reference_id: None,
             latency_ms: DEFAULT_LATENCY_MS,
             lateness_ms: 0,
@@ -100,8 +105,23 @@ impl Settings {
     }
 
     /// Language hints as sent: `language-code` reduced to its language first, then
-    /// `language-hints`, lower-cased, without duplicates.
+    /// `language-hints`, lower-cased, without duplicates, only ISO 639-1 codes.
     pub fn hints(&self) -> Vec<String> {
+        self.all_hints()
+            .into_iter()
+            .filter(|h| is_iso_639_1(h))
+            .collect()
+    }
+
+    /// The hints that are not ISO 639-1 codes (never sent).
+    pub fn bad_hints(&self) -> Vec<String> {
+        self.all_hints()
+            .into_iter()
+            .filter(|h| !is_iso_639_1(h))
+            .collect()
+    }
+
+    fn all_hints(&self) -> Vec<String> {
         let mut hints: Vec<String> = Vec::new();
         let code = self.language_code.as_deref().map(primary_language);
         for hint in code.into_iter().chain(
@@ -129,6 +149,15 @@ impl Settings {
                 ));
             }
         }
+        let context = self.context.as_deref().map(context_value);
+        if let Some(context) = &context {
+            let length = context.to_string().chars().count();
+            if length > MAX_CONTEXT {
+                return Err(format!(
+                    "context is {length} characters long as sent; Soniox takes at most {MAX_CONTEXT}"
+                ));
+            }
+        }
         Ok(StartRequest {
             model: self.model.clone(),
             audio_format: format.soniox.to_string(),
@@ -136,12 +165,14 @@ impl Settings {
             num_channels: Some(format.channels),
             language_hints: self.hints(),
             language_hints_strict: self.language_hints_strict,
-            context: self.context.as_deref().map(context_value),
+            context,
             enable_speaker_diarization: self.enable_speaker_diarization,
             enable_language_identification: self.enable_language_identification,
             enable_endpoint_detection: self.enable_endpoint_detection,
             max_endpoint_delay_ms: (self.max_endpoint_delay_ms > 0)
                 .then_some(self.max_endpoint_delay_ms),
+            endpoint_sensitivity: (self.endpoint_sensitivity != 0.0)
+                .then_some(self.endpoint_sensitivity),
             client_reference_id: self.client_reference_id.clone(),
         })
     }
@@ -207,7 +238,7 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("url")
             .nick("URL")
-            .blurb("Overrides the WebSocket endpoint entirely (on-prem, proxies, tests); ws:// is allowed")
+            .blurb("Overrides the WebSocket endpoint entirely (on-prem, proxies, tests); ws:// is allowed. Unset or empty: the region's endpoint")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("model")
@@ -223,7 +254,7 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         gst::ParamSpecArray::builder("language-hints")
             .nick("Language hints")
-            .blurb("ISO 639-1 codes of the expected languages (e.g. <en,de>); duplicates removed")
+            .blurb("ISO 639-1 codes of the expected languages (e.g. <en,de>); duplicates removed, and anything that is not an ISO 639-1 code is left out with a warning")
             .element_spec(
                 &glib::ParamSpecString::builder("language-hint")
                     .nick("Language hint")
@@ -269,6 +300,14 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             3000,
             d.max_endpoint_delay_ms,
         ),
+        glib::ParamSpecDouble::builder("endpoint-sensitivity")
+            .nick("Endpoint sensitivity")
+            .blurb("Soniox v5 endpointing sensitivity from -1 to 1: higher ends utterances sooner; 0 = the service default (not sent)")
+            .minimum(-1.0)
+            .maximum(1.0)
+            .default_value(d.endpoint_sensitivity)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecString::builder("client-reference-id")
             .nick("Client reference ID")
             .blurb("Reference shown in Soniox usage logs (at most 256 characters)")
@@ -390,6 +429,9 @@ impl Settings {
                 }
             }
             "client-reference-id" => self.client_reference_id = string(),
+            "endpoint-sensitivity" => {
+                self.endpoint_sensitivity = value.get::<f64>().expect("type checked by GObject")
+            }
             "latency" => {
                 let v = uint();
                 let changed = v != self.latency_ms;
@@ -425,6 +467,7 @@ impl Settings {
             "enable-endpoint-detection" => self.enable_endpoint_detection.to_value(),
             "max-endpoint-delay" => self.max_endpoint_delay_ms.to_value(),
             "client-reference-id" => self.client_reference_id.to_value(),
+            "endpoint-sensitivity" => self.endpoint_sensitivity.to_value(),
             "latency" => self.latency_ms.to_value(),
             "lateness" => self.lateness_ms.to_value(),
             "max-observed-delay" => max_observed_delay_ms.to_value(),
@@ -473,6 +516,51 @@ mod tests {
         };
         assert_eq!(settings.hints(), vec!["en", "de", "fr"]);
         assert_eq!(settings.known_language().as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn hints_that_are_not_iso_639_1_codes_are_left_out() {
+        let settings = Settings {
+            language_code: Some("english-US".into()),
+            language_hints: vec!["de".into(), "xx".into(), "French".into()],
+            ..Default::default()
+        };
+        assert_eq!(settings.hints(), vec!["de"]);
+        assert_eq!(settings.bad_hints(), vec!["english", "xx", "french"]);
+    }
+
+    #[test]
+    fn endpoint_sensitivity_is_sent_only_when_set() {
+        assert_eq!(
+            Settings::default()
+                .start_request(&format())
+                .unwrap()
+                .endpoint_sensitivity,
+            None
+        );
+        let settings = Settings {
+            endpoint_sensitivity: -0.5,
+            ..Default::default()
+        };
+        let json = settings.start_request(&format()).unwrap().to_json();
+        assert!(json.contains(r#""endpoint_sensitivity":-0.5"#), "{json}");
+    }
+
+    #[test]
+    fn a_context_beyond_sonioxs_limit_is_refused_before_connecting() {
+        let fits = Settings {
+            context: Some("x".repeat(9_000)),
+            ..Default::default()
+        };
+        assert!(fits.start_request(&format()).is_ok());
+        let long = Settings {
+            context: Some("x".repeat(200_000)),
+            ..Default::default()
+        };
+        assert_eq!(
+            long.start_request(&format()).unwrap_err(),
+            "context is 200011 characters long as sent; Soniox takes at most 10000"
+        );
     }
 
     #[test]
