@@ -20,6 +20,7 @@ const PROPERTIES: &[&str] = &[
     "enable-language-identification",
     "enable-endpoint-detection",
     "max-endpoint-delay",
+    "endpoint-sensitivity",
     "client-reference-id",
     "latency",
     "lateness",
@@ -127,6 +128,11 @@ fn gst_inspect_shows_the_contract() {
         .any(|l| l.contains("Write only")));
     assert_eq!(flags("max-observed-delay"), "flags: readable");
 
+    let signals = &text[text.find("Element Signals:").expect("a signals section")..];
+    assert!(
+        signals.contains("\"request-api-key\"") && signals.contains("guint"),
+        "the request-api-key signal, with the connection's number"
+    );
     let actions = &text[text.find("Element Actions:").expect("an actions section")..];
     assert!(
         actions.contains("\"finalize\""),
