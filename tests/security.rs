@@ -91,6 +91,16 @@ fn the_key_never_reaches_the_debug_log_at_level_9() {
     let run2 = run(&pipeline, WAIT);
     assert!(run2.error().is_some());
 
+    // Applications that hand each connection a key through request-api-key.
+    let (pipeline, stt) = launch(&format!(
+        "{SOURCE} ! sonioxstt name=stt pace=0 url={} ! fakesink",
+        server.url()
+    ));
+    stt.connect("request-api-key", false, |_| Some(SECRET.to_value()));
+    let run4 = run(&pipeline, WAIT);
+    assert!(run4.eos, "{:?}", run4.error());
+    assert_no_key_in(&run4);
+
     let (lines, found) = leaks.take();
     assert!(
         lines > 10_000,
