@@ -3,7 +3,7 @@
 //!
 //! One [`Checker`] per connection follows the messages and refuses those that cannot be
 //! right: times beyond the audio sent on the connection, `final_audio_proc_ms` or
-//! `total_audio_proc_ms` going back, a token that ends before it starts, a final token after
+//! `total_audio_proc_ms` going back, more than [`MAX_TOKENS`] tokens, a token that ends before it starts, a final token after
 //! a non-final one, a final token
 //! that goes back before the previous one or repeats it, a token that goes back before the
 //! one ahead of it, `finished` before the end of the audio was sent or short of it. A refused
@@ -19,6 +19,10 @@ pub const BEYOND_SLACK_MS: u64 = 100;
 /// `finished` may report this much less final audio than was sent (rounding, a last partial
 /// frame) without counting as short.
 pub const FINISHED_SLACK_MS: u64 = 1000;
+
+/// More tokens than this in one message is not a transcript (Soniox sends the new finals and
+/// the non-final tail: a few hundred at most, even after a long finalize).
+pub const MAX_TOKENS: usize = 10_000;
 
 /// Follows one connection's messages.
 #[derive(Debug, Default)]
@@ -43,6 +47,12 @@ impl Checker {
         sent_ms: u64,
         ended: bool,
     ) -> Result<ServerMessage, String> {
+        if message.tokens.len() > MAX_TOKENS {
+            return Err(format!(
+                "a message of {} tokens (at most {MAX_TOKENS} are taken)",
+                message.tokens.len()
+            ));
+        }
         let within = |what: &str, ms: u64| -> Result<u64, String> {
             if ms > sent_ms.saturating_add(BEYOND_SLACK_MS) {
                 Err(format!(
@@ -238,6 +248,15 @@ mod tests {
             .check(huge, 1000, false)
             .unwrap_err()
             .starts_with("final_audio_proc_ms 8000000000000 ms is beyond"));
+    }
+
+    #[test]
+    fn a_flood_of_tokens_is_refused() {
+        let flood = vec![("a", 10, 10, false); MAX_TOKENS + 1];
+        let error = Checker::new()
+            .check(message(&tokens(&flood)), 1000, false)
+            .unwrap_err();
+        assert_eq!(error, "a message of 10001 tokens (at most 10000 are taken)");
     }
 
     #[test]
