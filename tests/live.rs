@@ -10,6 +10,17 @@ use gst::prelude::*;
 
 #[test]
 fn a_live_pause_keeps_the_session_alive_with_keepalives() {
+    live_pause(false);
+}
+
+#[test]
+fn a_live_pause_keeps_the_session_alive_with_keepalives_when_the_service_is_quiet() {
+    live_pause(true);
+}
+
+/// A live source that stops sending for 13 s, against a service that is `quiet` (no progress
+/// messages while no word is due) or not.
+fn live_pause(quiet: bool) {
     const PAUSE_MS: u64 = 13_000;
     const KEEPALIVE_MS: u64 = 4_000;
     // Words before and after the pause, which comes after 2 s of audio. The server closes
@@ -18,7 +29,10 @@ fn a_live_pause_keeps_the_session_alive_with_keepalives() {
         ("Before the pause.", 200, 1400),
         ("After the pause.", 2300, 3600),
     ]);
-    let server = server(script.clone(), |c| c.idle_timeout = Duration::from_secs(8));
+    let server = server(script.clone(), |c| {
+        c.idle_timeout = Duration::from_secs(8);
+        c.quiet = quiet;
+    });
     let stt = element(&server);
     stt.set_property("keepalive-interval", KEEPALIVE_MS as u32);
     let recorder = Recorder::attach(&stt);
