@@ -146,17 +146,7 @@ fn sessions_rotate_at_max_session_duration_without_losing_a_word() {
     let server = recognizing_server(|_| {});
     let (run, recorder) = run_sample(&server, "max-session-duration=7000");
     let sessions = server.sessions();
-    // A word the cut falls into is heard by the old session only, up to where its audio ends.
-    let cuts: Vec<u64> = sessions[1..]
-        .iter()
-        .map(|s| s.stream_offset_ms.expect("each session's position"))
-        .collect();
-    let mut heard = sample_script();
-    for word in heard.utterances.iter_mut().flat_map(|u| &mut u.words) {
-        if let Some(&cut) = cuts.iter().find(|&&c| word.start_ms < c && c < word.end_ms) {
-            word.end_ms = cut;
-        }
-    }
+    let heard = heard_across_sessions(&sample_script(), &sessions);
     assert!(run.eos, "EOS, no error: {:?}", run.error());
     assert_words_match(&recorder.words(), &heard, |ms| ms * MS);
     assert!(sessions.len() >= 3, "{} sessions", sessions.len());

@@ -278,6 +278,27 @@ pub fn said_before(script: &Script, ms: u64) -> Script {
     said
 }
 
+/// The words of `script` as the sessions heard them: a word that a session's start (its
+/// stream position) falls into was heard by the session before only, up to where its audio
+/// ended (a rotation at the hard limit cuts wherever the audio is).
+pub fn heard_across_sessions(script: &Script, sessions: &[SessionRecord]) -> Script {
+    let cuts: Vec<u64> = sessions
+        .iter()
+        .skip(1)
+        .filter_map(|s| s.stream_offset_ms)
+        .collect();
+    let mut heard = script.clone();
+    for word in heard.utterances.iter_mut().flat_map(|u| &mut u.words) {
+        if let Some(&cut) = cuts
+            .iter()
+            .find(|&&c| word.start_ms < c && c < word.end_ms)
+        {
+            word.end_ms = cut;
+        }
+    }
+    heard
+}
+
 /// Asserts the words are exactly the script's, each timed within 1 ms of the token times
 /// mapped through `to_pts` (session ms → expected input ns).
 pub fn assert_words_match(
