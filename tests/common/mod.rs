@@ -289,10 +289,7 @@ pub fn heard_across_sessions(script: &Script, sessions: &[SessionRecord]) -> Scr
         .collect();
     let mut heard = script.clone();
     for word in heard.utterances.iter_mut().flat_map(|u| &mut u.words) {
-        if let Some(&cut) = cuts
-            .iter()
-            .find(|&&c| word.start_ms < c && c < word.end_ms)
-        {
+        if let Some(&cut) = cuts.iter().find(|&&c| word.start_ms < c && c < word.end_ms) {
             word.end_ms = cut;
         }
     }
