@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+mod support;
+
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/sample.wav");
 const SAMPLE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/sample.script");
 const STAND_IN_KEY: &str = "stand-in-permanent-key";
@@ -162,28 +164,7 @@ fn run(file: &PathBuf, fault: bool) -> Result<(), Box<dyn std::error::Error>> {
         },
     );
 
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().ok_or("no bus")?;
-    let mut result: Result<(), String> = Ok(());
-    for message in bus.iter_timed(gst::ClockTime::NONE) {
-        match message.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => {
-                result = Err(e.error().to_string());
-                break;
-            }
-            gst::MessageView::Warning(w) => println!("warning: {}", w.error()),
-            gst::MessageView::Element(element) => {
-                if let Some(s) = element.structure().filter(|s| s.name() == "soniox/session") {
-                    let event = s.get::<String>("event").unwrap_or_default();
-                    println!("session {}: {event}", s.get::<u32>("session").unwrap_or(0));
-                }
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null)?;
-    result?;
+    support::play_to_the_end(&pipeline)?;
     println!("\nTranscript: {}", words.lock().unwrap().join(" "));
     Ok(())
 }

@@ -20,6 +20,12 @@ fn recognizing(faults: Vec<Fault>) -> Arc<MockServer> {
     }))
 }
 
+/// Soniox's 403 for a temporary key whose `max_session_duration_seconds` ran out.
+fn key_session_expired_at(audio_ms: u64) -> Fault {
+    let message = "Temporary API key session duration exceeded.";
+    Fault::error_at(audio_ms, 403, "temp_api_key_session_expired", message)
+}
+
 /// The sample file (pace 0) through a `sonioxstt` with no key of its own, whose
 /// `request-api-key` handler mints a single-use key for each connection. Returns the run, the
 /// words, and (connection number, thread name, key) for each call.
@@ -85,12 +91,7 @@ fn each_connection_gets_a_fresh_single_use_key_and_a_reconnect_loses_no_word() {
 
 #[test]
 fn a_temporary_key_whose_session_ran_out_is_replaced_with_a_fresh_one() {
-    let expired = Fault::error_at(
-        6000,
-        403,
-        "temp_api_key_session_expired",
-        "Temporary API key session duration exceeded.",
-    );
+    let expired = key_session_expired_at(6000);
     let server = recognizing(vec![expired]);
     let (run, recorder, calls) = with_minted_keys(&server);
     assert!(run.eos, "EOS, no error: {:?}", run.error());
@@ -104,12 +105,7 @@ fn a_temporary_key_whose_session_ran_out_is_replaced_with_a_fresh_one() {
 
 #[test]
 fn without_a_handler_a_403_is_an_element_error() {
-    let expired = Fault::error_at(
-        6000,
-        403,
-        "temp_api_key_session_expired",
-        "Temporary API key session duration exceeded.",
-    );
+    let expired = key_session_expired_at(6000);
     let server = recognizing(vec![expired]);
     let (pipeline, _stt) = sample_pipeline(&server, "");
     let (error, _) = run(&pipeline, WAIT).error().expect("an element error");

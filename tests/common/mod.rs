@@ -337,6 +337,18 @@ pub fn assert_words_match(
     }
 }
 
+/// Asserts that a warning starts with `start` and that no live audio was dropped.
+pub fn assert_warned_and_nothing_dropped(warnings: &[String], start: &str) {
+    assert!(
+        warnings.iter().any(|w| w.starts_with(start)),
+        "a warning starting {start:?}: {warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("dropped")),
+        "no live audio was dropped: {warnings:?}"
+    );
+}
+
 /// What a pipeline run posted on the bus.
 pub struct Run {
     pub messages: Vec<gst::Message>,
