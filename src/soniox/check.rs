@@ -38,6 +38,16 @@ impl Checker {
         Checker::default()
     }
 
+    /// The latest `final_audio_proc_ms` taken (0 before any).
+    pub fn final_ms(&self) -> u64 {
+        self.final_ms
+    }
+
+    /// The latest `total_audio_proc_ms` taken (0 before any).
+    pub fn total_ms(&self) -> u64 {
+        self.total_ms
+    }
+
     /// Checks `message`, received when `sent_ms` of audio had been sent on the connection
     /// (`ended`: and the end of the audio). Returns it with its times clamped to the audio
     /// sent, or what is wrong with it.

@@ -90,7 +90,6 @@ pub(super) async fn run(
 ) -> Result<Outcome, Broken> {
     let lost = |error, final_ms| Broken { error, final_ms };
     let transport = |e: tungstenite::Error| SessionError::Transport(e.to_string());
-    let mut final_ms = 0u64;
     let socket = tokio::select! {
         biased;
         socket = connect(config, key) => socket.map_err(|e| lost(e, 0))?,
@@ -126,6 +125,9 @@ pub(super) async fn run(
     // processed yet may sit in socket buffers at either end, and is lost with the connection.
     let max_in_flight = queue.bytes_for_ms(config.replay_limit.as_millis() as u64 / 2);
     let mut last_sent = Instant::now();
+    // One wait for the drain deadline over the connection's life (not one per frame).
+    let drain = drain_deadline(queue, config.drain_timeout);
+    tokio::pin!(drain);
     loop {
         // The replay and a pending end of audio go before anything the queue holds.
         if writer.is_idle() {
@@ -172,16 +174,16 @@ pub(super) async fn run(
                     Some(Ok(Message::Text(text))) => {
                         let message = match ServerMessage::parse(&text) {
                             Ok(message) => message,
-                            Err(e) => return Err(lost(SessionError::Invalid(format!("{e} in {}", excerpt(&text))), final_ms)),
+                            Err(e) => return Err(lost(SessionError::Invalid(format!("{e} in {}", excerpt(&text))), checker.final_ms())),
                         };
                         if let Some(error) = message.error() {
-                            return Err(lost(SessionError::Service(error), final_ms));
+                            return Err(lost(SessionError::Service(error), checker.final_ms()));
                         }
                         // Rounded up: the service counts what it received, never more.
                         let sent_ms = queue.duration_ns(sent_bytes).div_ceil(1_000_000);
                         let message = match checker.check(message, sent_ms, carry.ended_audio) {
                             Ok(message) => message,
-                            Err(reason) => return Err(lost(SessionError::Invalid(reason), final_ms)),
+                            Err(reason) => return Err(lost(SessionError::Invalid(reason), checker.final_ms())),
                         };
                         carry.broken = None;
                         carry.finalized_any |= message.final_audio_proc_ms.is_some_and(|ms| ms > 0)
@@ -189,12 +191,12 @@ pub(super) async fn run(
                         for _ in message.tokens.iter().filter(|t| t.is_final && t.text == Token::FIN) {
                             liveness.fin();
                         }
-                        if let Some(ms) = message.final_audio_proc_ms {
-                            final_ms = final_ms.max(ms);
-                            carry.replay.finalized(final_ms);
+                        // The checker keeps both never going back.
+                        if message.final_audio_proc_ms.is_some() {
+                            carry.replay.finalized(checker.final_ms());
                         }
-                        if let Some(total_ms) = message.total_audio_proc_ms {
-                            processed_bytes = processed_bytes.max(queue.bytes_for_ms(total_ms));
+                        if message.total_audio_proc_ms.is_some() {
+                            processed_bytes = queue.bytes_for_ms(checker.total_ms());
                             queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                         }
                         {
@@ -241,7 +243,7 @@ pub(super) async fn run(
                 }
                 sent.map_err(transport)
             }
-            () = drain_deadline(queue, config.drain_timeout) => return Ok(Outcome::DrainTimedOut),
+            () = &mut drain => return Ok(Outcome::DrainTimedOut),
             _ = sleep_until(dead_at) => Err(SessionError::Unresponsive(why)),
             _ = sleep_until(suspect_at.unwrap_or(now)), if suspect_at.is_some() => Ok(()),
             _ = sleep_until(liveness.ping_due()), if idle => {
@@ -298,7 +300,7 @@ pub(super) async fn run(
                 Ok(())
             }
         };
-        step.map_err(|error| lost(error, final_ms))?;
+        step.map_err(|error| lost(error, checker.final_ms()))?;
     }
 }
 

@@ -406,6 +406,8 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         finalized_any: false,
     };
     let mut failures = 0u32;
+    // Hold live audio while there is no connection that answers (again after each break).
+    queue.set_suspect(true);
     loop {
         let session = numbers.fetch_add(1, Ordering::Relaxed) + 1;
         let timeline = Arc::new(Mutex::new(Timeline::new(config.bytes_per_second)));
@@ -415,8 +417,6 @@ async fn supervise<T, W: Fn(Reported) -> T>(
             timeline: &timeline,
         };
         let started = tokio::time::Instant::now();
-        // Hold live audio while there is no connection that answers.
-        queue.set_suspect(true);
         let run = async {
             let key = tokio::select! {
                 biased;
