@@ -7,9 +7,11 @@ use gst::prelude::*;
 
 mod format;
 mod imp;
+mod input;
 mod keys;
 mod messages;
 mod output;
+mod report;
 mod settings;
 
 glib::wrapper! {
