@@ -4,6 +4,7 @@
 //! the check, the words it makes map inside the input's timestamps, in order, none twice.
 
 use gstsoniox::soniox::check::Checker;
+use gstsoniox::soniox::event::Results;
 use gstsoniox::soniox::protocol::ServerMessage;
 use gstsoniox::transcript::timeline::Timeline;
 use gstsoniox::transcript::words::{Assembled, Word, WordAssembler};
@@ -100,7 +101,9 @@ fn words_stay_inside_the_input(
         let Ok(message) = checker.check(message, sent_ms, false) else {
             break;
         };
-        out.extend(assembler.feed(&message.tokens).out);
+        // The connection maps the times once, through its table.
+        let results = Results::map(&message, &timeline, timeline.origin());
+        out.extend(assembler.feed(&results.tokens).out);
     }
     out.extend(if drain_timed_out {
         assembler.finish_with_interim()
@@ -117,23 +120,21 @@ fn words_stay_inside_the_input(
 
     let mut previous: Option<(u64, &Word)> = None;
     for word in &words {
-        let start = word.start_ms.and_then(|ms| timeline.pts_at_ms(ms));
-        let end = word.end_ms.and_then(|ms| timeline.pts_at_ms(ms));
-        for ns in [start, end].into_iter().flatten() {
+        for ns in [word.pts, word.end].into_iter().flatten() {
             prop_assert!(
                 (first_pts..=input_end).contains(&ns),
                 "{word:?} maps to {ns}, outside the input"
             );
         }
-        if let (Some(start), Some(end)) = (word.start_ms, word.end_ms) {
+        if let (Some(start), Some(end)) = (word.pts, word.end) {
             prop_assert!(start <= end, "{word:?}");
         }
-        if let (Some(ms), Some((previous_ms, previous_word))) = (word.start_ms, previous) {
-            prop_assert!(ms >= previous_ms, "{word:?} before {previous_word:?}");
+        if let (Some(pts), Some((previous_pts, previous_word))) = (word.pts, previous) {
+            prop_assert!(pts >= previous_pts, "{word:?} before {previous_word:?}");
             prop_assert!(word != previous_word, "{word:?} twice");
         }
-        if let Some(ms) = word.start_ms {
-            previous = Some((ms, word));
+        if let Some(pts) = word.pts {
+            previous = Some((pts, word));
         }
     }
     Ok(())

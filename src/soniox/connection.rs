@@ -6,7 +6,7 @@
 //! It ends with `finished`, the drain deadline, an abort, or an error for the session to judge
 //! (reconnect or give up).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use tokio_tungstenite::{client_async_tls_with_config, Connector};
 
 use super::audio_queue::{AudioQueue, Chunk, Queued};
 use super::check::Checker;
+use super::event::Results;
 use super::liveness::Liveness;
 use super::promise::Promise;
 use super::protocol::{Control, ServerMessage, ServiceError, Token};
@@ -84,7 +85,6 @@ pub(super) async fn run(
     config: &SessionConfig,
     key: &ApiKey,
     queue: &AudioQueue,
-    timeline: &Arc<Mutex<Timeline>>,
     carry: &mut Carry,
     reporter: &impl Report,
 ) -> Result<Outcome, Broken> {
@@ -101,8 +101,14 @@ pub(super) async fn run(
     if !reporter.report(SessionEvent::Connected).await {
         return Ok(Outcome::Aborted);
     }
+    // The connection's own table from audio sent to input timestamps: times are mapped here,
+    // once, as messages arrive.
+    let mut timeline = Timeline::new(config.bytes_per_second);
     let mut liveness = Liveness::new(Instant::now());
     let mut checker = Checker::new();
+    // For each finalize in flight, whether the element's user asked for it (a `<fin>`
+    // answers each, in order).
+    let mut requested_fins = std::collections::VecDeque::new();
     // The session marks the queue suspect while it connects.
     let mut suspect = true;
 
@@ -135,7 +141,7 @@ pub(super) async fn run(
                 sent_bytes += chunk.data.len() as u64;
                 replayed_bytes = sent_bytes;
                 queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
-                start_audio(&mut writer, chunk, timeline, &mut carry.replay, None);
+                start_audio(&mut writer, chunk, &mut timeline, &mut carry.replay, None);
                 sending = Frame::Audio;
                 continue;
             }
@@ -199,13 +205,15 @@ pub(super) async fn run(
                             processed_bytes = queue.bytes_for_ms(checker.total_ms());
                             queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                         }
-                        {
-                            let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
-                            let now = std::time::Instant::now();
-                            promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, now);
+                        promise.observe(&message.tokens, message.final_audio_proc_ms, &timeline, std::time::Instant::now());
+                        let mut results = Results::map(&message, &timeline, timeline.origin());
+                        for fin in results.tokens.iter_mut().filter(|t| t.is_final && t.text == Token::FIN) {
+                            fin.requested = requested_fins.pop_front().unwrap_or(false);
                         }
+                        // No token will start before what is final, nor before the open word.
+                        timeline.forget_before_ms(checker.final_ms().min(promise.settled_ms()));
                         let finished = message.finished;
-                        if !reporter.report(SessionEvent::Message(message)).await {
+                        if !reporter.report(SessionEvent::Results(results)).await {
                             return Ok(Outcome::Aborted);
                         }
                         if finished {
@@ -236,7 +244,6 @@ pub(super) async fn run(
             sent = writer.sent(), if !idle => {
                 if sending == Frame::Audio {
                     last_sent = Instant::now();
-                    let mut timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
                     let now = std::time::Instant::now();
                     timeline.mark_sent(now);
                     promise.audio_sent(&timeline, now);
@@ -254,6 +261,7 @@ pub(super) async fn run(
             }
             _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if idle && streaming && finalize_at.is_some() => {
                 start_finalize(&mut writer, &mut promise, &mut liveness);
+                requested_fins.push_back(false);
                 sending = Frame::Control;
                 Ok(())
             }
@@ -262,7 +270,7 @@ pub(super) async fn run(
                 Some(Queued::Audio(chunk)) => {
                     sent_bytes += chunk.data.len() as u64;
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
-                    let forgotten = start_audio(&mut writer, chunk, timeline, &mut carry.replay, pacer.as_mut());
+                    let forgotten = start_audio(&mut writer, chunk, &mut timeline, &mut carry.replay, pacer.as_mut());
                     sending = Frame::Audio;
                     if forgotten > 0 && !std::mem::replace(&mut overflowed, true) {
                         let forgotten_ms = queue.duration_ns(forgotten) / 1_000_000;
@@ -274,13 +282,15 @@ pub(super) async fn run(
                 }
                 Some(Queued::Finalize) => {
                     start_finalize(&mut writer, &mut promise, &mut liveness);
+                    requested_fins.push_back(true);
                     sending = Frame::Control;
                     Ok(())
                 }
                 Some(Queued::Gap { pts, duration }) => {
-                    let after_ms = timeline.lock().unwrap_or_else(|e| e.into_inner()).recorded_ms();
+                    let after_ms = timeline.recorded_ms();
                     promise.hurry(after_ms);
-                    if !reporter.report(SessionEvent::InputGap { after_ms, pts, duration }).await {
+                    let after = timeline.pts_at_ms(after_ms);
+                    if !reporter.report(SessionEvent::InputGap { after, origin: timeline.origin(), pts, duration }).await {
                         return Ok(Outcome::Aborted);
                     }
                     Ok(())
@@ -325,7 +335,7 @@ enum Frame {
 fn start_audio<S>(
     writer: &mut Writer<S>,
     chunk: Chunk,
-    timeline: &Mutex<Timeline>,
+    timeline: &mut Timeline,
     replay: &mut Replay,
     pacer: Option<&mut Pacer>,
 ) -> u64
@@ -336,10 +346,7 @@ where
         return 0; // an empty frame would end the session
     }
     let len = chunk.data.len() as u64;
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record(Some(chunk.pts), chunk.discont, len);
+    timeline.record(Some(chunk.pts), chunk.discont, len);
     if let Some(pacer) = pacer {
         pacer.sent(len);
     }

@@ -5,6 +5,7 @@ pub mod audio_queue;
 pub mod check;
 mod connection;
 pub mod credentials;
+pub mod event;
 pub mod languages;
 mod liveness;
 pub mod promise;

@@ -126,6 +126,12 @@ impl Promise {
         }
     }
 
+    /// Session time (ms) before which nothing can change any more: what is final, and not
+    /// past a non-final token or a final word that may still grow.
+    pub fn settled_ms(&self) -> u64 {
+        self.settled_ms
+    }
+
     /// When to send the next finalize, if one is needed.
     pub fn due(&self, now: Instant) -> Option<Instant> {
         if self

@@ -11,12 +11,13 @@
 //! After `max_reconnects` failures in a row (the count restarts once a connection has run
 //! well for 30 s), or any other error, the session fails.
 //!
-//! Every connection has its own timestamp table and number; events carry both.
+//! Every connection has its own timestamp table and number: it maps its times itself, so
+//! events carry input timestamps and the connection's number.
 //! Dropping the [`SessionHandle`] aborts the task at once and closes the socket.
 
 use std::fmt;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
@@ -27,11 +28,11 @@ use super::audio_queue::AudioQueue;
 use super::connection::{self, Carry, Outcome, Report};
 pub use super::credentials::ApiKey;
 use super::credentials::Credentials;
+use super::event::Results;
 use super::liveness::Unresponsive;
-use super::protocol::{ServerMessage, ServiceError, StartRequest};
+use super::protocol::{ServiceError, StartRequest};
 use super::replay::Replay;
 use crate::runtime::RUNTIME;
-use crate::transcript::timeline::Timeline;
 
 /// Pacing of non-live audio: at most `speed` × real time after a burst of `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,11 +70,14 @@ pub struct SessionConfig {
 pub enum SessionEvent {
     /// Connected and the start request sent.
     Connected,
-    /// A result message (tokens, progress); the `finished` message too.
-    Message(ServerMessage),
-    /// The input had no audio for a while (a GAP event) after `after_ms` of session audio.
+    /// A result message (tokens, progress), timed; the `finished` message too.
+    Results(Results),
+    /// The input had no audio for a while (a GAP event at `pts`) after the audio sent so far,
+    /// which ends at input PTS `after` (none before any audio).
     InputGap {
-        after_ms: u64,
+        after: Option<u64>,
+        /// Input PTS where the connection's audio starts.
+        origin: Option<u64>,
         pts: u64,
         duration: Option<u64>,
     },
@@ -111,10 +115,9 @@ pub struct Unfinished {
 /// A session event with the connection it comes from.
 #[derive(Debug, Clone)]
 pub struct Reported {
-    /// The connection's number (counts from 1 over the element's stream).
-    pub session: u32,
-    /// The connection's timestamp table.
-    pub timeline: Arc<Mutex<Timeline>>,
+    /// The connection's number (counts from 1 over the element's stream; what bus messages
+    /// call `session`).
+    pub connection: u32,
     pub event: SessionEvent,
 }
 
@@ -335,17 +338,8 @@ struct Reporter<T, W> {
 
 impl<T, W: Fn(Reported) -> T> Reporter<T, W> {
     /// Returns false when nobody listens any more.
-    async fn report(
-        &self,
-        session: u32,
-        timeline: &Arc<Mutex<Timeline>>,
-        event: SessionEvent,
-    ) -> bool {
-        let reported = Reported {
-            session,
-            timeline: timeline.clone(),
-            event,
-        };
+    async fn report(&self, connection: u32, event: SessionEvent) -> bool {
+        let reported = Reported { connection, event };
         self.events.send((self.wrap)(reported)).await.is_ok()
     }
 }
@@ -353,15 +347,12 @@ impl<T, W: Fn(Reported) -> T> Reporter<T, W> {
 /// One connection's reporter.
 struct ConnectionReporter<'a, T, W> {
     reporter: &'a Reporter<T, W>,
-    session: u32,
-    timeline: &'a Arc<Mutex<Timeline>>,
+    connection: u32,
 }
 
 impl<T, W: Fn(Reported) -> T> Report for ConnectionReporter<'_, T, W> {
     async fn report(&self, event: SessionEvent) -> bool {
-        self.reporter
-            .report(self.session, self.timeline, event)
-            .await
+        self.reporter.report(self.connection, event).await
     }
 }
 
@@ -409,25 +400,23 @@ async fn supervise<T, W: Fn(Reported) -> T>(
     // Hold live audio while there is no connection that answers (again after each break).
     queue.set_suspect(true);
     loop {
-        let session = numbers.fetch_add(1, Ordering::Relaxed) + 1;
-        let timeline = Arc::new(Mutex::new(Timeline::new(config.bytes_per_second)));
+        let number = numbers.fetch_add(1, Ordering::Relaxed) + 1;
         let connection = ConnectionReporter {
             reporter,
-            session,
-            timeline: &timeline,
+            connection: number,
         };
         let started = tokio::time::Instant::now();
         let run = async {
             let key = tokio::select! {
                 biased;
-                key = config.credentials.key_for(session) => {
+                key = config.credentials.key_for(number) => {
                     key.map_err(|error| connection::Broken { error, final_ms: 0 })?
                 }
                 () = connection::drain_deadline(queue, config.drain_timeout) => {
                     return Ok(Outcome::DrainTimedOut);
                 }
             };
-            connection::run(config, &key, queue, &timeline, &mut carry, &connection).await
+            connection::run(config, &key, queue, &mut carry, &connection).await
         };
         let broken = match run.await {
             Ok(Outcome::Finished) => {

@@ -95,7 +95,7 @@ impl SonioxStt {
     pub(super) fn start_output(&self) {
         let (sender, receiver) = mpsc::channel(output::CAPACITY);
         self.state().output = Some(sender);
-        let mut output = Output::new(self.obj().downgrade(), receiver);
+        let mut output = Output::new(self.obj().downgrade(), self.srcpad.clone(), receiver);
         if let Err(e) = self.srcpad.start_task(move || output.iterate()) {
             gst::error!(CAT, imp = self, "could not start the src task: {e}");
         }

@@ -19,10 +19,10 @@ use super::output::Item;
 use super::settings;
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
 use crate::soniox::credentials::{Credentials, KeySource};
-use crate::soniox::protocol::Token;
 use crate::soniox::session::{
     sends_key_in_clear, Pacing, SessionConfig, SessionEvent, SessionHandle,
 };
+use crate::transcript::token::Token;
 
 /// See [`ActiveSession::endpoint_pts`].
 const NO_ENDPOINT: u64 = u64::MAX;
@@ -270,25 +270,20 @@ impl SonioxStt {
             match (&r.event, element.upgrade()) {
                 (SessionEvent::Failed(error), Some(element)) => {
                     // At once, ahead of queued words: the chain must not fail first.
-                    element.imp().session_failed(r.session, error);
+                    element.imp().session_failed(r.connection, error);
                 }
-                (SessionEvent::Message(m), _) if m.tokens.iter().any(|t| t.text == Token::END) => {
-                    let heard = m.total_audio_proc_ms.and_then(|ms| {
-                        r.timeline
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .pts_at_ms(ms)
-                    });
-                    if let Some(pts) = heard {
+                (SessionEvent::Results(results), _)
+                    if results.tokens.iter().any(|t| t.text == Token::END) =>
+                {
+                    if let Some(pts) = results.heard {
                         seen_endpoint.store(pts, Ordering::Relaxed);
                     }
                 }
                 _ => {}
             }
             Item::Session {
-                stream: id,
-                session: r.session,
-                timeline: r.timeline,
+                session: id,
+                connection: r.connection,
                 live,
                 event: r.event,
             }

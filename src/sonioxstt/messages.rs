@@ -2,14 +2,15 @@
 //! Bus message structures (contract §6) and custom downstream events (contract §4, §7)
 //! built from core results.
 
-use crate::soniox::protocol::{ServerMessage, Token};
-use crate::transcript::timeline::Timeline;
+use crate::soniox::event::Results;
+use crate::transcript::token::Token;
 
 pub const TRANSCRIPT: &str = "soniox/transcript";
 pub const TOKEN: &str = "soniox/token";
 pub const ENDPOINT: &str = "soniox/endpoint";
 pub const FINALIZED: &str = "soniox/finalized";
 pub const SESSION: &str = "soniox/session";
+pub const CUE: &str = "soniox/cue";
 /// Custom downstream event on `sink`: finalize now, in order with the audio.
 pub const FINALIZE_EVENT: &str = "soniox/finalize";
 pub const SPEAKER_CHANGE_EVENT: &str = "rstranscribe/speaker-change";
@@ -37,42 +38,61 @@ impl SessionLife {
 
 /// `soniox/transcript` for a message with tokens.
 pub fn transcript(
-    message: &ServerMessage,
+    results: &Results,
     final_text: &str,
     interim_text: &str,
     session: u32,
-    timeline: &Timeline,
 ) -> gst::Structure {
-    let tokens = gst::List::new(message.tokens.iter().map(|t| token(t, timeline)));
+    let tokens = gst::List::new(results.tokens.iter().map(token));
     gst::Structure::builder(TRANSCRIPT)
         .field("final", final_text)
         .field("interim", interim_text)
         .field("tokens", tokens)
         .field(
             "final-audio-proc-ms",
-            message.final_audio_proc_ms.unwrap_or(0),
+            results.final_audio_proc_ms.unwrap_or(0),
         )
         .field(
             "total-audio-proc-ms",
-            message.total_audio_proc_ms.unwrap_or(0),
+            results.total_audio_proc_ms.unwrap_or(0),
         )
         .field("session", session)
         .build()
 }
 
-fn token(token: &Token, timeline: &Timeline) -> gst::Structure {
-    let pts = token.start_ms.and_then(|ms| timeline.pts_at_ms(ms));
-    let end = token.end_ms.and_then(|ms| timeline.pts_at_ms(ms));
+fn token(token: &Token) -> gst::Structure {
     gst::Structure::builder(TOKEN)
         .field("text", token.text.as_str())
         .field("is-final", token.is_final)
-        .field_if_some("pts", pts)
-        .field_if_some("duration", pts.zip(end).map(|(p, e)| e.saturating_sub(p)))
+        .field_if_some("pts", token.pts)
+        .field_if_some(
+            "duration",
+            token.pts.zip(token.end).map(|(p, e)| e.saturating_sub(p)),
+        )
         .field_if_some("confidence", token.confidence)
         .field_if_some("speaker", token.speaker.as_deref())
         .field_if_some("language", token.language.as_deref())
         .field_if_some("translation-status", token.translation_status.as_deref())
         .field_if_some("source-language", token.source_language.as_deref())
+        .build()
+}
+
+/// `soniox/cue`: a cue pushed on `pad`.
+pub fn cue(
+    pad: &str,
+    text: &str,
+    pts: Option<u64>,
+    end: Option<u64>,
+    speaker: Option<&str>,
+    language: Option<&str>,
+) -> gst::Structure {
+    gst::Structure::builder(CUE)
+        .field("pad", pad)
+        .field("text", text)
+        .field_if_some("pts", pts)
+        .field_if_some("duration", pts.zip(end).map(|(p, e)| e.saturating_sub(p)))
+        .field_if_some("speaker", speaker)
+        .field_if_some("language", language)
         .build()
 }
 
@@ -125,6 +145,8 @@ mod tests {
 
     #[test]
     fn tokens_carry_mapped_times_and_only_the_fields_soniox_sent() {
+        use crate::soniox::protocol::ServerMessage;
+        use crate::transcript::timeline::Timeline;
         gst::init().unwrap();
         let mut timeline = Timeline::new(32_000);
         timeline.record(Some(10_000_000_000), false, 64_000);
@@ -134,7 +156,8 @@ mod tests {
                 "final_audio_proc_ms": 400, "total_audio_proc_ms": 600}"#,
         )
         .unwrap();
-        let s = transcript(&message, " Hi", "", 3, &timeline);
+        let results = Results::map(&message, &timeline, timeline.origin());
+        let s = transcript(&results, " Hi", "", 3);
         assert_eq!(s.get::<&str>("final").unwrap(), " Hi");
         assert_eq!(s.get::<u64>("total-audio-proc-ms").unwrap(), 600);
         assert_eq!(s.get::<u32>("session").unwrap(), 3);

@@ -10,6 +10,7 @@ mod imp;
 mod input;
 mod keys;
 mod messages;
+mod meta;
 mod output;
 mod report;
 mod settings;
@@ -32,6 +33,21 @@ pub enum Region {
     Jp = 2,
 }
 
+/// What one buffer on a text pad holds (contract §3, §4b).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSonioxGranularity")]
+pub enum Granularity {
+    #[default]
+    #[enum_value(name = "One word per buffer", nick = "word")]
+    Word = 0,
+    #[enum_value(
+        name = "One caption cue (a sentence, at most two lines) per buffer",
+        nick = "sentence"
+    )]
+    Sentence = 1,
+}
+
 impl Region {
     pub fn nick(self) -> &'static str {
         match self {
@@ -43,6 +59,7 @@ impl Region {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
     gst::Element::register(
         Some(plugin),
         "sonioxstt",

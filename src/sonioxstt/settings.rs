@@ -6,10 +6,11 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use super::format::AudioFormat;
-use super::Region;
+use super::{Granularity, Region};
 use crate::soniox::languages::is_iso_639_1;
 use crate::soniox::protocol::{context_value, StartRequest};
 use crate::soniox::session::{region_url, ApiKey};
+use crate::transcript::cues::Limits;
 
 pub const DEFAULT_MODEL: &str = "stt-rt-v5";
 pub const DEFAULT_LATENCY_MS: u32 = 3000;
@@ -58,6 +59,9 @@ pub struct Settings {
     pub post_messages: bool,
     pub max_reconnects: u32,
     pub max_session_duration_ms: u32,
+    pub granularity: Granularity,
+    pub max_cue_chars: u32,
+    pub max_cue_duration_ms: u32,
 }
 
 impl Default for Settings {
@@ -85,6 +89,9 @@ impl Default for Settings {
             post_messages: true,
             max_reconnects: DEFAULT_MAX_RECONNECTS,
             max_session_duration_ms: DEFAULT_MAX_SESSION_DURATION_MS,
+            granularity: Granularity::Word,
+            max_cue_chars: 84,
+            max_cue_duration_ms: 7000,
         }
     }
 }
@@ -187,6 +194,14 @@ impl Settings {
 
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms.into())
+    }
+
+    /// The cue limits of `granularity=sentence`.
+    pub fn cue_limits(&self) -> Limits {
+        Limits {
+            max_chars: self.max_cue_chars as usize,
+            max_duration: u64::from(self.max_cue_duration_ms) * 1_000_000,
+        }
     }
 
     pub fn latency(&self) -> gst::ClockTime {
@@ -378,6 +393,27 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             .default_value(d.post_messages)
             .mutable_playing()
             .build(),
+        glib::ParamSpecEnum::builder_with_default("granularity", d.granularity)
+            .nick("Granularity")
+            .blurb("What one text buffer holds: a word, or a caption cue (a sentence or a pause-delimited phrase in at most two lines, within max-cue-chars and max-cue-duration)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("max-cue-chars")
+            .nick("Max cue characters")
+            .blurb("granularity=sentence: the longest cue in characters; a line holds at most half of it (84: two lines of 42)")
+            .minimum(8)
+            .maximum(1000)
+            .default_value(d.max_cue_chars)
+            .mutable_ready()
+            .build(),
+        ms(
+            "max-cue-duration",
+            "Max cue duration",
+            "granularity=sentence: the longest cue in ms",
+            500,
+            u32::MAX,
+            d.max_cue_duration_ms,
+        ),
     ]
 }
 
@@ -447,6 +483,9 @@ impl Settings {
             "post-messages" => self.post_messages = boolean(),
             "max-reconnects" => self.max_reconnects = uint(),
             "max-session-duration" => self.max_session_duration_ms = uint(),
+            "granularity" => self.granularity = value.get().expect("type checked by GObject"),
+            "max-cue-chars" => self.max_cue_chars = uint(),
+            "max-cue-duration" => self.max_cue_duration_ms = uint(),
             other => unreachable!("unknown property {other}"),
         }
         Ok(Changed::Nothing)
@@ -477,6 +516,9 @@ impl Settings {
             "post-messages" => self.post_messages.to_value(),
             "max-reconnects" => self.max_reconnects.to_value(),
             "max-session-duration" => self.max_session_duration_ms.to_value(),
+            "granularity" => self.granularity.to_value(),
+            "max-cue-chars" => self.max_cue_chars.to_value(),
+            "max-cue-duration" => self.max_cue_duration_ms.to_value(),
             other => unreachable!("property {other} is not readable"),
         }
     }

@@ -30,6 +30,8 @@ pub struct Timeline {
     /// How far the input timestamps may stray from the audio before a new anchor is set.
     tolerance_ns: u64,
     anchors: VecDeque<Anchor>,
+    /// See [`Self::origin`].
+    origin: Option<u64>,
     /// Bytes of audio recorded so far.
     offset: u64,
     /// When audio went out: (end offset of a chunk, the moment it was sent), in order.
@@ -45,6 +47,7 @@ impl Timeline {
             bytes_per_second,
             tolerance_ns: NS_PER_MS,
             anchors: VecDeque::new(),
+            origin: None,
             offset: 0,
             sent: VecDeque::new(),
         }
@@ -65,6 +68,9 @@ impl Timeline {
             _ => None,
         };
         if let Some(pts) = anchor_pts {
+            if self.offset == 0 || self.origin.is_none() {
+                self.origin = Some(pts);
+            }
             if self.anchors.back().is_some_and(|a| a.offset == self.offset) {
                 self.anchors.pop_back();
             }
@@ -111,6 +117,12 @@ impl Timeline {
         } else {
             anchor.pts.saturating_sub(anchor_ns - session_ns)
         })
+    }
+
+    /// The input timestamp (ns) of the first audio recorded, kept when older anchors are
+    /// forgotten.
+    pub fn origin(&self) -> Option<u64> {
+        self.origin
     }
 
     /// Forgets anchors that only map times before `ms` (Soniox will not send them again).

@@ -12,14 +12,20 @@
 //! out, as soon as the next final token starts a new word, the first non-final token starts a
 //! new word, or an endpoint, finalize marker or the end of the stream arrives.
 
-use crate::soniox::protocol::Token;
+use std::time::Instant;
 
-/// A complete word of the original speech. Times are ms on the session's audio timeline.
+use super::token::Token;
+
+/// A complete word of the original speech. Times are input PTS in ns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Word {
     pub text: String,
-    pub start_ms: Option<u64>,
-    pub end_ms: Option<u64>,
+    pub pts: Option<u64>,
+    pub end: Option<u64>,
+    /// When its first audio went out (live latency).
+    pub sent: Option<Instant>,
+    /// The lowest confidence of its tokens.
+    pub confidence: Option<f64>,
     pub speaker: Option<String>,
     pub language: Option<String>,
 }
@@ -29,8 +35,8 @@ pub struct Word {
 pub enum Boundary {
     /// `<end>`: the service detected the end of an utterance.
     Endpoint,
-    /// `<fin>`: a requested finalization completed.
-    Finalized,
+    /// `<fin>`: a finalization completed; `requested`: the user asked for it.
+    Finalized { requested: bool },
     /// The session ended (finished, drained or timed out).
     EndOfStream,
 }
@@ -42,11 +48,11 @@ pub enum Assembled {
     SpeakerChange(String),
     Word(Word),
     /// An utterance ended. `text` is its final text (empty when no word came since the
-    /// previous boundary); `end_ms` is where its last word ends.
+    /// previous boundary); `end` is where its last word ends.
     Boundary {
         kind: Boundary,
         text: String,
-        end_ms: Option<u64>,
+        end: Option<u64>,
     },
 }
 
@@ -66,7 +72,7 @@ pub struct WordAssembler {
     pending: Option<PendingWord>,
     last_speaker: Option<String>,
     utterance: String,
-    utterance_end_ms: Option<u64>,
+    utterance_end: Option<u64>,
     /// The non-final tail of the latest message, kept for a drain that times out.
     interim: Vec<Token>,
     /// A new connection continues the utterance: its first token starts a new word even
@@ -94,7 +100,8 @@ impl WordAssembler {
             if token.is_final && token.text == Token::END {
                 self.boundary(Boundary::Endpoint, &mut fed.out);
             } else if token.is_final && token.text == Token::FIN {
-                self.boundary(Boundary::Finalized, &mut fed.out);
+                let requested = token.requested;
+                self.boundary(Boundary::Finalized { requested }, &mut fed.out);
             } else if token.is_marker() || token.text.is_empty() || token.is_translation() {
                 // Non-final markers, empty pieces and translations never become words.
             } else if token.is_final {
@@ -133,8 +140,6 @@ impl WordAssembler {
         let mut out = Vec::new();
         self.interim.clear();
         self.flush_word(&mut out);
-        // Its end was on the old connection's timeline.
-        self.utterance_end_ms = None;
         self.after_break = true;
         out
     }
@@ -166,8 +171,8 @@ impl WordAssembler {
     }
 
     /// Where the word waiting for completion starts (its time is not mapped yet).
-    pub fn pending_start_ms(&self) -> Option<u64> {
-        self.pending.as_ref().and_then(|p| p.word.start_ms)
+    pub fn pending_pts(&self) -> Option<u64> {
+        self.pending.as_ref().and_then(|p| p.word.pts)
     }
 
     fn boundary(&mut self, kind: Boundary, out: &mut Vec<Assembled>) {
@@ -176,7 +181,7 @@ impl WordAssembler {
         out.push(Assembled::Boundary {
             kind,
             text,
-            end_ms: self.utterance_end_ms.take(),
+            end: self.utterance_end.take(),
         });
     }
 
@@ -201,10 +206,11 @@ impl WordAssembler {
                 pending.word.text.push_str(&piece.text);
                 // A word never ends before it starts, nor earlier than its pieces so far.
                 let word = &mut pending.word;
-                word.end_ms = word
-                    .end_ms
-                    .max(piece.end_ms)
-                    .map(|end| end.max(word.start_ms.unwrap_or(0)));
+                word.end = word
+                    .end
+                    .max(piece.end)
+                    .map(|end| end.max(word.pts.unwrap_or(0)));
+                word.confidence = lowest(word.confidence, token.confidence);
                 pending.unit &= punctuation;
             } else {
                 self.flush_word(out);
@@ -212,8 +218,10 @@ impl WordAssembler {
                     unit: is_unit_script(&piece.text),
                     word: Word {
                         text: piece.text,
-                        start_ms: piece.start_ms,
-                        end_ms: piece.end_ms,
+                        pts: piece.pts,
+                        end: piece.end,
+                        sent: token.sent,
+                        confidence: token.confidence,
                         speaker: token.speaker.clone(),
                         language: token.language.clone(),
                     },
@@ -232,10 +240,18 @@ impl WordAssembler {
                 out.push(Assembled::SpeakerChange(speaker.clone()));
             }
         }
-        if word.end_ms.is_some() {
-            self.utterance_end_ms = word.end_ms;
+        if word.end.is_some() {
+            self.utterance_end = word.end;
         }
         out.push(Assembled::Word(word));
+    }
+}
+
+/// The lower of two confidences, either of which may be unknown.
+fn lowest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -252,8 +268,8 @@ struct Piece {
     raw: String,
     text: String,
     after_space: bool,
-    start_ms: Option<u64>,
-    end_ms: Option<u64>,
+    pts: Option<u64>,
+    end: Option<u64>,
 }
 
 /// Splits a token at inner whitespace (rare: Soniox pieces are words or smaller). Each piece
@@ -279,7 +295,7 @@ fn split_at_whitespace(token: &Token) -> Vec<Piece> {
         .iter()
         .map(|(s, e)| text[*s..*e].chars().count())
         .sum();
-    let (t0, t1) = (token.start_ms, token.end_ms);
+    let (t0, t1) = (token.pts, token.end);
     let mut done = 0usize;
     let mut previous_end = 0usize;
     spans
@@ -296,8 +312,8 @@ fn split_at_whitespace(token: &Token) -> Vec<Piece> {
                 raw: text[previous_end..e].to_string(),
                 text: text[s..e].to_string(),
                 after_space: s > previous_end,
-                start_ms: if done == 0 { t0 } else { at(done) },
-                end_ms: if done + chars == total {
+                pts: if done == 0 { t0 } else { at(done) },
+                end: if done + chars == total {
                     t1
                 } else {
                     at(done + chars)
@@ -352,8 +368,14 @@ fn is_opening_mark(text: &str) -> bool {
 
 /// Scripts written without spaces between words: each token is a unit of its own.
 fn is_unit_script(text: &str) -> bool {
-    text.chars().find(|c| c.is_alphanumeric()).is_some_and(|c| {
-        matches!(c,
+    text.chars()
+        .find(|c| c.is_alphanumeric())
+        .is_some_and(is_unspaced)
+}
+
+/// Whether `c` belongs to a script written without spaces between words.
+pub fn is_unspaced(c: char) -> bool {
+    matches!(c,
             '\u{0E00}'..='\u{0EFF}'    // Thai, Lao
             | '\u{1000}'..='\u{109F}'  // Myanmar
             | '\u{1780}'..='\u{17FF}'  // Khmer
@@ -364,7 +386,6 @@ fn is_unit_script(text: &str) -> bool {
             | '\u{F900}'..='\u{FAFF}'  // CJK compatibility ideographs
             | '\u{FF66}'..='\u{FF9F}'  // halfwidth Katakana
             | '\u{20000}'..='\u{2FA1F}') // CJK extensions B+
-    })
 }
 
 #[cfg(test)]
@@ -374,8 +395,8 @@ mod tests {
     fn tok(text: &str, start: u64, end: u64, is_final: bool) -> Token {
         Token {
             text: text.into(),
-            start_ms: Some(start),
-            end_ms: Some(end),
+            pts: Some(start),
+            end: Some(end),
             is_final,
             ..Default::default()
         }
@@ -392,7 +413,7 @@ mod tests {
     fn words(out: &[Assembled]) -> Vec<(String, Option<u64>, Option<u64>)> {
         out.iter()
             .filter_map(|a| match a {
-                Assembled::Word(w) => Some((w.text.clone(), w.start_ms, w.end_ms)),
+                Assembled::Word(w) => Some((w.text.clone(), w.pts, w.end)),
                 _ => None,
             })
             .collect()
@@ -454,7 +475,7 @@ mod tests {
             &Assembled::Boundary {
                 kind: Boundary::EndOfStream,
                 text: "Hello, GStreamer!".into(),
-                end_ms: Some(720)
+                end: Some(720)
             }
         );
     }
@@ -487,7 +508,7 @@ mod tests {
             &Assembled::Boundary {
                 kind: Boundary::Endpoint,
                 text: "weather?".into(),
-                end_ms: Some(960)
+                end: Some(960)
             }
         );
     }
@@ -521,7 +542,7 @@ mod tests {
         assert_eq!(
             boundaries,
             vec![
-                (Boundary::Finalized, "one".into()),
+                (Boundary::Finalized { requested: false }, "one".into()),
                 (Boundary::Endpoint, String::new())
             ]
         );
@@ -650,7 +671,7 @@ mod tests {
             &Assembled::Boundary {
                 kind: Boundary::EndOfStream,
                 text: "One two thr".into(),
-                end_ms: Some(250)
+                end: Some(250)
             }
         );
     }
@@ -663,7 +684,7 @@ mod tests {
         assert!(fed.out.contains(&Assembled::Boundary {
             kind: Boundary::Endpoint,
             text: "B".into(),
-            end_ms: Some(30)
+            end: Some(30)
         }));
     }
 }
