@@ -8,14 +8,6 @@ use std::time::Duration;
 use common::*;
 use gst::prelude::*;
 
-/// `ms` of S16LE silence at `rate`, stamped `pts_ms`, in 100 ms buffers.
-fn push_silence(h: &mut gst_check::Harness, rate: u64, pts_ms: u64, ms: u64) {
-    for i in 0..ms / 100 {
-        h.push(silence(rate, Some(pts_ms + i * 100), 100, false))
-            .unwrap();
-    }
-}
-
 fn short_script() -> Script {
     Script::from_utterances(&[("One two three.", 200, 1400), ("Four five.", 1800, 2700)])
 }

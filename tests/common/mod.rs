@@ -126,6 +126,8 @@ pub enum Seen {
         pts: Option<u64>,
         duration: Option<u64>,
         discont: bool,
+        /// The buffer's `SonioxWordMeta` structure, if it has one.
+        meta: Option<gst::Structure>,
     },
     /// A custom downstream event, by structure name.
     Custom(String),
@@ -165,6 +167,9 @@ impl Recorder {
                         pts: buffer.pts().map(|t| t.nseconds()),
                         duration: buffer.duration().map(|t| t.nseconds()),
                         discont: buffer.flags().contains(gst::BufferFlags::DISCONT),
+                        meta: gst::meta::CustomMeta::from_buffer(buffer, "SonioxWordMeta")
+                            .ok()
+                            .map(|m| m.structure().to_owned()),
                     }),
                     Some(gst::PadProbeData::Event(event)) => match event.view() {
                         gst::EventView::CustomDownstream(_) => {
@@ -474,6 +479,14 @@ pub fn silence(rate: u64, pts_ms: Option<u64>, ms: u64, discont: bool) -> gst::B
         }
     }
     buffer
+}
+
+/// Pushes `ms` of silence at `rate` in 100 ms buffers stamped from `pts_ms`.
+pub fn push_silence(h: &mut gst_check::Harness, rate: u64, pts_ms: u64, ms: u64) {
+    for i in 0..ms / 100 {
+        h.push(silence(rate, Some(pts_ms + i * 100), 100, false))
+            .unwrap();
+    }
 }
 
 /// Pushes `audio` (S16LE at `rate`) into a live harness at real-time speed in chunks of

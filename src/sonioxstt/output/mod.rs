@@ -97,7 +97,9 @@ impl Output {
             Some(deadline) => {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let items = &mut self.items;
-                match RUNTIME.block_on(tokio::time::timeout_at(deadline, items.recv())) {
+                // The timer needs the runtime's context: built inside the future it runs in.
+                let wait = async { tokio::time::timeout_at(deadline, items.recv()).await };
+                match RUNTIME.block_on(wait) {
                     Ok(item) => item.map(Some),
                     Err(_elapsed) => Some(None),
                 }
