@@ -53,15 +53,32 @@ pub fn wav_data(path: &PathBuf) -> Vec<u8> {
 /// or the examples that some tests run.
 pub fn cargo_build(args: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>/deps
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
+    let dir = exe.ancestors().nth(2).unwrap().to_path_buf(); // target/<profile>
+    let mut build = cargo();
     build
         .arg("build")
         .args(args)
         .args(["-p", "gst-plugin-soniox"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    // What cargo set for this test only: some build scripts (ring's) rebuild when one changes.
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cargo build {args:?}");
+    dir
+}
+
+/// The cargo target folder the tests were built in.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test>
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// A cargo command without what cargo set for this test only: some build scripts (ring's)
+/// rebuild when one changes.
+fn cargo() -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
     for (name, _) in std::env::vars() {
         let for_this_test = [
             "CARGO_MANIFEST_",
@@ -73,15 +90,46 @@ pub fn cargo_build(args: &[&str]) -> PathBuf {
             "OUT_DIR",
         ];
         if for_this_test.iter().any(|p| name.starts_with(p)) {
-            build.env_remove(name);
+            command.env_remove(name);
         }
     }
-    if dir.ends_with("release") {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "cargo build {args:?}");
-    dir
+    command
 }
+
+/// The gst-plugins-rs caption elements (textaccumulate, textwrap, and closedcaption 0.13.5:
+/// transcriberbin, tttocea608, cea608tojson), built once from `consumers/` (a cargo project of
+/// its own: they use other gstreamer-rs versions) into `target/consumers`, and loaded into
+/// this process. Later runs find them built.
+pub fn consumer_plugins() {
+    static LOADED: Once = Once::new();
+    init();
+    LOADED.call_once(|| {
+        let target = target_dir().join("consumers");
+        let mut build = cargo();
+        build
+            .args(["build", "--release", "--target-dir"])
+            .arg(&target)
+            .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("consumers"));
+        for package in CONSUMER_PACKAGES {
+            build.args(["-p", package]);
+        }
+        assert!(
+            build.status().unwrap().success(),
+            "building the caption plugins in consumers/ (they need libpango1.0-dev and libcairo2-dev)"
+        );
+        for library in ["gstrsclosedcaption", "gsttextwrap", "gsttextaccumulate"] {
+            let path = target.join(format!("release/lib{library}.so"));
+            gst::Plugin::load_file(&path)
+                .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+        }
+    });
+}
+
+const CONSUMER_PACKAGES: [&str; 3] = [
+    "gst-plugin-closedcaption",
+    "gst-plugin-textwrap",
+    "gst-plugin-textaccumulate",
+];
 
 /// A stand-in server with the test key.
 pub fn server(script: Script, configure: impl FnOnce(&mut MockConfig)) -> MockServer {
