@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! What `gst-inspect-1.0 sonioxstt` shows a user, from the built plugin library.
 
-use std::path::PathBuf;
-
 mod common;
 use std::process::Command;
 
@@ -31,25 +29,17 @@ const PROPERTIES: &[&str] = &[
     "post-messages",
     "max-reconnects",
     "max-session-duration",
+    "granularity",
+    "max-cue-chars",
+    "max-cue-duration",
 ];
-
-/// The folder holding `libgstsoniox.so`, built now if needed (`cargo test` builds only the rlib).
-fn plugin_dir() -> PathBuf {
-    let dir = common::cargo_build(&["--lib"]);
-    assert!(
-        dir.join("libgstsoniox.so").exists(),
-        "no libgstsoniox.so in {}",
-        dir.display()
-    );
-    dir
-}
 
 fn inspect() -> String {
     let registry =
         std::env::temp_dir().join(format!("sonioxstt-inspect-{}.bin", std::process::id()));
     let output = Command::new("gst-inspect-1.0")
         .arg("sonioxstt")
-        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
         .env("GST_REGISTRY", &registry)
         .output()
         .expect("gst-inspect-1.0 runs (package gstreamer1.0-tools)");

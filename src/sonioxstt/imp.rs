@@ -82,8 +82,33 @@ impl SonioxStt {
         self.state.lock().unwrap()
     }
 
+    /// The settings a session starts with: the properties, and, when `language-code` is
+    /// unset, the language of the transcriberbin the element sits in (gst-plugins-rs 0.13
+    /// passes its `language-code` on only when it changes from its default, `en-US`).
     pub(super) fn settings(&self) -> Settings {
-        self.settings.lock().unwrap().clone()
+        let mut settings = self.settings.lock().unwrap().clone();
+        if settings.language_code.is_none() {
+            settings.language_code = self.transcriberbin_language();
+        }
+        settings
+    }
+
+    fn transcriberbin_language(&self) -> Option<String> {
+        let mut parent = self.obj().parent();
+        while let Some(object) = parent {
+            let element = object.downcast_ref::<gst::Element>();
+            let factory = element.and_then(|e| e.factory());
+            if factory.is_some_and(|f| f.name() == "transcriberbin") {
+                let has_code = object
+                    .find_property("language-code")
+                    .is_some_and(|p| p.value_type() == String::static_type());
+                return has_code
+                    .then(|| object.property::<Option<String>>("language-code"))
+                    .flatten();
+            }
+            parent = object.parent();
+        }
+        None
     }
 
     pub fn is_flushing(&self) -> bool {

@@ -428,13 +428,7 @@ impl SonioxStt {
                     let mut state = self.state();
                     !std::mem::replace(&mut state.sent_tag, true)
                 };
-                if let Some(language) = self
-                    .settings
-                    .lock()
-                    .unwrap()
-                    .known_language()
-                    .filter(|_| tag)
-                {
+                if let Some(language) = self.settings().known_language().filter(|_| tag) {
                     let mut tags = gst::TagList::new();
                     tags.get_mut()
                         .expect("new tag list")

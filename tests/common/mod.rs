@@ -13,6 +13,8 @@ pub use soniox_mock::{
     ClientEventKind, Fault, MockConfig, MockServer, Script, SessionEnd, SessionRecord,
 };
 
+pub mod subtitles;
+
 pub const KEY: &str = "test-key-5b1d9e";
 pub const MS: u64 = 1_000_000;
 /// Generous bound for things that take milliseconds when they work.
@@ -64,6 +66,17 @@ pub fn cargo_build(args: &[&str]) -> PathBuf {
         build.arg("--release");
     }
     assert!(build.status().unwrap().success(), "cargo build {args:?}");
+    dir
+}
+
+/// The folder holding `libgstsoniox.so`, built now if needed (`cargo test` builds only the rlib).
+pub fn plugin_dir() -> PathBuf {
+    let dir = cargo_build(&["--lib"]);
+    assert!(
+        dir.join("libgstsoniox.so").exists(),
+        "no libgstsoniox.so in {}",
+        dir.display()
+    );
     dir
 }
 

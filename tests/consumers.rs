@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MPL-2.0
+//! sonioxstt's output through the gst-plugins-rs caption elements people chain it with, built
+//! from `consumers/` (closedcaption 0.13.5, the newest for GStreamer 1.22; textwrap 0.13;
+//! textaccumulate 0.15.4): textaccumulate, transcriberbin, tttocea608 and cea608tojson.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::subtitles::*;
+use common::*;
+use gst::prelude::*;
+
+/// What cea608tojson pushed: the buffer's PTS (ms) and the rows it shows, top to bottom.
+#[derive(Debug, Clone)]
+struct Screen {
+    pts_ms: u64,
+    rows: Vec<String>,
+}
+
+/// Collects what reaches the `fakesink` named `name`, read as cea608tojson's JSON.
+fn screens(pipeline: &gst::Pipeline, name: &str) -> Arc<Mutex<Vec<Screen>>> {
+    let sink = pipeline.by_name(name).unwrap();
+    sink.set_property("signal-handoffs", true);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = seen.clone();
+    sink.connect("handoff", false, move |args| {
+        let buffer = args[1].get::<gst::Buffer>().unwrap();
+        let map = buffer.map_readable().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&map).unwrap();
+        let mut lines: Vec<(u64, String)> = json["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                let text: String = line["chunks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["text"].as_str().unwrap())
+                    .collect();
+                (line["row"].as_u64().unwrap(), text)
+            })
+            .collect();
+        lines.sort();
+        into.lock().unwrap().push(Screen {
+            pts_ms: buffer.pts().unwrap().mseconds(),
+            rows: lines.into_iter().map(|(_, text)| text).collect(),
+        });
+        None
+    });
+    seen
+}
+
+fn script_words(script: &Script) -> Vec<String> {
+    script.words().map(|w| w.text.clone()).collect()
+}
+
+/// Word mode, with textaccumulate doing the grouping: still one cue per sentence, exact times.
+#[test]
+fn word_mode_through_textaccumulate_gives_whole_sentences() {
+    consumer_plugins();
+    let (cues, _run) = sample_to_file("", "textaccumulate ! srtenc");
+    assert_cues_hold_the_sentences(&cues);
+}
+
+/// Sentence cues through tttocea608's pop-on mode: each caption pops on with one sentence,
+/// after that sentence starts and before the next one does.
+#[test]
+fn sentence_cues_pop_on_as_cea608_captions() {
+    consumer_plugins();
+    let server = server(sample_script(), |_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} \
+         granularity=sentence ! tttocea608 mode=pop-on ! cea608tojson ! fakesink name=out",
+        sample_wav().display(),
+        server.url(),
+    ));
+    let screens = screens(&pipeline, "out");
+    let run = run(&pipeline, WAIT);
+    assert!(run.eos, "{:?}", run.error());
+    let shown: Vec<Screen> = screens
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| !s.rows.is_empty())
+        .cloned()
+        .collect();
+    let script = sample_script();
+    assert_eq!(shown.len(), script.utterances.len(), "{shown:?}");
+    for (i, (screen, sentence)) in shown.iter().zip(&script.utterances).enumerate() {
+        let words: Vec<&str> = sentence.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(screen.rows.join(" "), words.join(" "), "{screen:?}");
+        assert!(screen.rows.len() <= 2, "{screen:?}");
+        assert!(screen.pts_ms >= sentence.words[0].start_ms, "{screen:?}");
+        if let Some(next) = script.utterances.get(i + 1) {
+            assert!(screen.pts_ms < next.words[0].start_ms, "{screen:?}");
+        }
+    }
+}
+
+/// The sample's script with its last sentence moved 1.5 s later: it ends 185 ms before the
+/// audio does, too soon for an endpoint (500 ms of silence), so with no automatic finals
+/// only the drain at EOS makes its words final.
+fn last_sentence_only_the_drain_finalizes() -> Script {
+    let mut script = sample_script();
+    for word in &mut script.utterances.last_mut().unwrap().words {
+        word.start_ms += 1500;
+        word.end_ms += 1500;
+    }
+    script
+}
+
+/// What a CC1 roll-up viewer reads: each bottom row as it last stood before it rolled up.
+fn rolled_up_text(screens: &[Screen]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut bottom = String::new();
+    for screen in screens {
+        let Some(now) = screen.rows.last() else {
+            continue;
+        };
+        if !now.starts_with(bottom.trim_end()) {
+            lines.push(std::mem::take(&mut bottom));
+        }
+        bottom = now.clone();
+    }
+    lines.push(bottom);
+    lines
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .map(str::to_string)
+        .collect()
+}
+
+/// transcriberbin (closedcaption 0.13.5) with sonioxstt as its transcriber, in the one mode
+/// that works on GStreamer 1.22 (`mux-method=cea708 mode=roll-up2`), read back from the video
+/// as CC1: the whole transcript rolls up, the words only the drain made final included, each
+/// at its time; sonioxstt took transcriberbin's latency and language.
+#[test]
+fn transcriberbin_rolls_up_the_whole_transcript_on_cc1() {
+    consumer_plugins();
+    let script = last_sentence_only_the_drain_finalizes();
+    let server = server(script.clone(), |c| c.auto_final_lag_ms = None);
+    // 22 s of video: it outlasts the 20 s of audio.
+    let (pipeline, stt) = launch(&format!(
+        "transcriberbin name=tb mux-method=cea708 mode=roll-up2 latency=8000 language-code=de-DE \
+           transcriber=\"sonioxstt name=stt url={} api-key={KEY}\" \
+         videotestsrc num-buffers=660 ! video/x-raw,width=160,height=120,framerate=30000/1001 \
+           ! tb.sink_video \
+         filesrc location={} ! wavparse ! tb.sink_audio \
+         tb.src_video ! ccextractor name=cc \
+         cc.caption ! queue ! ccconverter ! closedcaption/x-cea-608,format=raw \
+           ! cea608tojson unbuffered=true ! fakesink name=out \
+         cc.src ! queue ! fakesink \
+         tb.src_audio ! queue ! fakesink",
+        server.url(),
+        sample_wav().display(),
+    ));
+    let screens = screens(&pipeline, "out");
+    let run = run(&pipeline, std::time::Duration::from_secs(90));
+    assert!(run.eos, "{:?}", run.error());
+    let screens = screens.lock().unwrap().clone();
+
+    assert_eq!(
+        rolled_up_text(&screens),
+        script_words(&script),
+        "{screens:?}"
+    );
+    // The last sentence had no endpoint: only the drain made it final. (The latency is long
+    // enough that no finalize of the element's own comes first.)
+    assert_eq!(
+        run.structures("soniox/endpoint").len(),
+        script.utterances.len() - 1
+    );
+    // Each sentence's last word is on screen close to when it was said.
+    for sentence in &script.utterances {
+        let last = sentence.words.last().unwrap();
+        let shown = screens
+            .iter()
+            .find(|s| {
+                s.rows
+                    .last()
+                    .is_some_and(|r| r.trim_end().ends_with(&last.text))
+            })
+            .unwrap_or_else(|| panic!("{} never shown: {screens:?}", last.text));
+        assert!(
+            shown.pts_ms + 200 >= last.start_ms && shown.pts_ms <= last.end_ms + 1000,
+            "{} said at {}–{} ms, shown at {} ms",
+            last.text,
+            last.start_ms,
+            last.end_ms,
+            shown.pts_ms
+        );
+    }
+
+    assert_eq!(stt.property::<u32>("latency"), 8000);
+    let request = server.sessions()[0].start_request.clone().unwrap();
+    assert_eq!(request["language_hints"][0], "de", "{request}");
+}
