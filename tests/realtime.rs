@@ -109,6 +109,56 @@ fn words_keep_the_latency_promise(quiet: bool) {
     assert!(warnings(&bus).is_empty(), "no late-word warning");
 }
 
+/// `granularity=sentence`, live, against a service that makes nothing final by itself: no
+/// finished cue is held back, and no cue waits for its sentence to end past its first word's
+/// deadline; together the cues hold every word, in order, never overlapping.
+#[test]
+fn live_sentence_cues_keep_the_latency_promise() {
+    const LATENCY_MS: u64 = 2000;
+    let script = sample_script();
+    let server = server(script.clone(), |c| {
+        c.auto_final_lag_ms = None;
+        c.endpoints = false;
+    });
+    let stt = element(&server);
+    stt.set_property("latency", LATENCY_MS as u32);
+    stt.set_property_from_str("granularity", "sentence");
+    let recorder = Recorder::attach(&stt);
+    let (mut h, bus) = live_harness(&stt);
+    let audio = wav_data(&sample_wav());
+    let (pushed_at, _) = push_live(&mut h, &audio, RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+
+    let cues = recorder.words();
+    let all: Vec<String> = cues
+        .iter()
+        .flat_map(|c| {
+            c.0.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let said: Vec<String> = script.words().map(|w| w.text.clone()).collect();
+    assert_eq!(all, said, "every word, once, in order");
+    for pair in cues.windows(2) {
+        let end = pair[0].1.unwrap() + pair[0].2.unwrap();
+        assert!(end <= pair[1].1.unwrap(), "overlap: {pair:?}");
+    }
+    for (seen, at) in recorder.seen_at() {
+        let Seen::Word { text, pts, .. } = seen else {
+            continue;
+        };
+        let chunk = (pts.unwrap() / MS / CHUNK_MS) as usize;
+        let delay = at - pushed_at[chunk];
+        assert!(
+            delay <= Duration::from_millis(LATENCY_MS + 200),
+            "the cue {text:?} reached src {delay:?} after its first audio was pushed"
+        );
+    }
+    assert!(warnings(&bus).is_empty(), "no late-word warning");
+}
+
 /// 2 s of speech, 5 s of silence, 2 s of speech, 1 s of silence: 10 s live against a
 /// stand-in that is `quiet` (no progress messages while no word is due) or not, with
 /// `latency_ms`. Returns the script, what src carried and when, and when each 20 ms of audio
