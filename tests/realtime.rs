@@ -109,17 +109,44 @@ fn words_keep_the_latency_promise(quiet: bool) {
     assert!(warnings(&bus).is_empty(), "no late-word warning");
 }
 
-/// `granularity=sentence`, live, against a service that makes nothing final by itself: no
-/// finished cue is held back, and no cue waits for its sentence to end past its first word's
-/// deadline; together the cues hold every word, in order, never overlapping.
+/// `granularity=sentence`, live, against a service that makes words final by itself (as
+/// Soniox does, about 500 ms behind, with endpoints): each cue is a whole sentence.
 #[test]
-fn live_sentence_cues_keep_the_latency_promise() {
-    const LATENCY_MS: u64 = 2000;
-    let script = sample_script();
-    let server = server(script.clone(), |c| {
+fn live_sentence_cues_are_whole_sentences_when_words_turn_final_steadily() {
+    let (cues, sentences) = live_sentence_cues(|_| {});
+    assert_eq!(cues, sentences, "one cue per sentence");
+}
+
+/// The same against a service that makes nothing final until the element asks: a sentence
+/// whose next word comes too late for the last word's deadline is cut there, never across
+/// two sentences.
+#[test]
+fn live_sentence_cues_are_cut_rather_than_late_when_the_service_finalizes_only_on_request() {
+    let (cues, sentences) = live_sentence_cues(|c| {
         c.auto_final_lag_ms = None;
         c.endpoints = false;
     });
+    let mut rest = sentences.iter();
+    let mut sentence = rest.next().unwrap().as_str();
+    for cue in &cues {
+        if sentence.is_empty() {
+            sentence = rest.next().unwrap();
+        }
+        let after = sentence
+            .strip_prefix(cue.as_str())
+            .unwrap_or_else(|| panic!("{cue:?} is not the start of {sentence:?}"));
+        sentence = after.trim_start();
+    }
+}
+
+/// The sample live, `granularity=sentence latency=2000`: each cue reaches src by its last
+/// word's deadline (contract §4b), so no finished cue is held back; together the cues hold
+/// every word once, in order, never overlapping. Returns the cues (one line each) and the
+/// script's sentences.
+fn live_sentence_cues(configure: impl FnOnce(&mut MockConfig)) -> (Vec<String>, Vec<String>) {
+    const LATENCY_MS: u64 = 2000;
+    let script = sample_script();
+    let server = server(script.clone(), configure);
     let stt = element(&server);
     stt.set_property("latency", LATENCY_MS as u32);
     stt.set_property_from_str("granularity", "sentence");
@@ -146,17 +173,42 @@ fn live_sentence_cues_keep_the_latency_promise() {
         assert!(end <= pair[1].1.unwrap(), "overlap: {pair:?}");
     }
     for (seen, at) in recorder.seen_at() {
-        let Seen::Word { text, pts, .. } = seen else {
+        let Seen::Word {
+            text,
+            pts,
+            duration,
+            ..
+        } = seen
+        else {
             continue;
         };
-        let chunk = (pts.unwrap() / MS / CHUNK_MS) as usize;
-        let delay = at - pushed_at[chunk];
+        let end_ms = (pts.unwrap() + duration.unwrap()) / MS;
+        let last = script
+            .words()
+            .find(|w| w.end_ms.abs_diff(end_ms) <= 1)
+            .unwrap_or_else(|| panic!("the cue {text:?} ends with a word of the script"));
+        let delay = at - pushed_at[(last.start_ms / CHUNK_MS) as usize];
         assert!(
             delay <= Duration::from_millis(LATENCY_MS + 200),
-            "the cue {text:?} reached src {delay:?} after its first audio was pushed"
+            "the cue {text:?} reached src {delay:?} after its last word's audio was pushed"
         );
     }
     assert!(warnings(&bus).is_empty(), "no late-word warning");
+    let sentences = script
+        .utterances
+        .iter()
+        .map(|u| {
+            u.words
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    (
+        cues.iter().map(|c| c.0.replace('\n', " ")).collect(),
+        sentences,
+    )
 }
 
 /// 2 s of speech, 5 s of silence, 2 s of speech, 1 s of silence: 10 s live against a

@@ -26,7 +26,8 @@ pub struct Cue {
     pub text: String,
     pub pts: Option<u64>,
     pub end: Option<u64>,
-    /// When the audio of its first word went out (live latency).
+    /// When the audio of its last word went out: a live cue's deadline (and its delay, as
+    /// `max-observed-delay` counts it) runs from there (contract §4b).
     pub sent: Option<Instant>,
     /// The lowest confidence of its words.
     pub confidence: Option<f64>,
@@ -106,9 +107,10 @@ impl CueBuilder {
         self.open.iter().find_map(|w| w.pts)
     }
 
-    /// When the first word of the open cue went out (its live deadline counts from it).
+    /// When the last word of the open cue went out: the open cue's live deadline counts from
+    /// it (contract §4b: a cue is pushed by its last word's deadline).
     pub fn held_sent(&self) -> Option<Instant> {
-        self.open.first().and_then(|w| w.sent)
+        self.open.iter().rev().find_map(|w| w.sent)
     }
 
     pub fn is_open(&self) -> bool {
@@ -151,7 +153,7 @@ impl CueBuilder {
             text,
             pts: words.iter().find_map(|w| w.pts),
             end: words.iter().rev().find_map(|w| w.end.or(w.pts)),
-            sent: words[0].sent,
+            sent: words.iter().rev().find_map(|w| w.sent),
             confidence: words
                 .iter()
                 .filter_map(|w| w.confidence)

@@ -22,7 +22,7 @@ use crate::transcript::cues::{Cue, CueBuilder, Limits};
 use crate::transcript::token::Token;
 use crate::transcript::words::{Assembled, Boundary, Word, WordAssembler};
 
-/// A live cue goes out this much before its first word's deadline, at most.
+/// A live cue goes out this much before its last word's deadline, at most.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(200);
 
 /// What a session's output does with its words.
