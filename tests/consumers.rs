@@ -89,8 +89,7 @@ fn sentence_cues_pop_on_as_cea608_captions() {
     let script = sample_script();
     assert_eq!(shown.len(), script.utterances.len(), "{shown:?}");
     for (i, (screen, sentence)) in shown.iter().zip(&script.utterances).enumerate() {
-        let words: Vec<&str> = sentence.words.iter().map(|w| w.text.as_str()).collect();
-        assert_eq!(screen.rows.join(" "), words.join(" "), "{screen:?}");
+        assert_eq!(screen.rows.join(" "), sentence.text(), "{screen:?}");
         assert!(screen.rows.len() <= 2, "{screen:?}");
         assert!(screen.pts_ms >= sentence.words[0].start_ms, "{screen:?}");
         if let Some(next) = script.utterances.get(i + 1) {

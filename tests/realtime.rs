@@ -194,17 +194,7 @@ fn live_sentence_cues(configure: impl FnOnce(&mut MockConfig)) -> (Vec<String>, 
         );
     }
     assert!(warnings(&bus).is_empty(), "no late-word warning");
-    let sentences = script
-        .utterances
-        .iter()
-        .map(|u| {
-            u.words
-                .iter()
-                .map(|w| w.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let sentences = script.utterances.iter().map(|u| u.text()).collect();
     (
         cues.iter().map(|c| c.0.replace('\n', " ")).collect(),
         sentences,

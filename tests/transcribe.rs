@@ -115,17 +115,7 @@ fn file_transcription_gives_exactly_the_scripted_words_with_token_times() {
         .iter()
         .map(|s| s.get::<String>("text").unwrap())
         .collect();
-    let utterance_texts: Vec<String> = script
-        .utterances
-        .iter()
-        .map(|u| {
-            u.words
-                .iter()
-                .map(|w| w.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
+    let utterance_texts: Vec<String> = script.utterances.iter().map(|u| u.text()).collect();
     assert_eq!(
         endpoint_texts, utterance_texts,
         "one soniox/endpoint per utterance"

@@ -31,6 +31,17 @@ pub struct Utterance {
     pub words: Vec<ScriptWord>,
 }
 
+impl Utterance {
+    /// Its words joined by single spaces.
+    pub fn text(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// One word (possibly with trailing punctuation, e.g. `"Hello,"`) and its span on the
 /// session's audio timeline, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,8 +234,9 @@ impl Script {
 
     /// All words joined by single spaces.
     pub fn transcript(&self) -> String {
-        self.words()
-            .map(|w| w.text.as_str())
+        self.utterances
+            .iter()
+            .map(Utterance::text)
             .collect::<Vec<_>>()
             .join(" ")
     }

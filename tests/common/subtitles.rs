@@ -87,8 +87,7 @@ pub fn assert_cues_hold_the_sentences(cues: &[FileCue]) {
         "one cue per sentence: {cues:?}"
     );
     for (cue, sentence) in cues.iter().zip(&script.utterances) {
-        let words: Vec<&str> = sentence.words.iter().map(|w| w.text.as_str()).collect();
-        assert_eq!(cue.lines.join(" "), words.join(" "));
+        assert_eq!(cue.lines.join(" "), sentence.text());
         let first = sentence.words.first().unwrap();
         let last = sentence.words.last().unwrap();
         assert!(
