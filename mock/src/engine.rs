@@ -13,6 +13,7 @@
 use crate::protocol::{ResultMessage, Token, END_TOKEN, FIN_TOKEN};
 use crate::script::Script;
 use crate::tokenize::{self, Piece};
+use crate::translate::{self, TranslationMode};
 
 const FINAL_CONFIDENCE: f64 = 0.95;
 const NON_FINAL_CONFIDENCE: f64 = 0.6;
@@ -27,6 +28,10 @@ pub(crate) struct EngineOptions {
     pub diarization: bool,
     /// `Some(language)` when language identification is on.
     pub language: Option<String>,
+    /// The language of utterances the script gives none (the first hint, or `en`).
+    pub default_language: String,
+    /// The start request's `translation`.
+    pub translation: Option<TranslationMode>,
 }
 
 struct Word {
@@ -35,6 +40,10 @@ struct Word {
     pieces: Vec<Piece>,
     guess: String,
     speaker: String,
+    /// The language it is spoken in.
+    language: String,
+    /// Its text, as the translation of a chunk joins it.
+    text: String,
     is_final: bool,
 }
 
@@ -65,6 +74,8 @@ pub(crate) struct Engine {
     first_pending: usize,
     /// Every utterance before this index is done: all words final, `<end>` sent or not due.
     first_open: usize,
+    /// Final translation tokens sent so far (the first of a session has no leading space).
+    translated: usize,
 }
 
 impl Engine {
@@ -74,6 +85,8 @@ impl Engine {
         for utterance in &script.utterances {
             let first = words.len();
             let speaker = utterance.speaker.clone().unwrap_or_else(|| "1".to_string());
+            let language =
+                (utterance.language.clone()).unwrap_or_else(|| options.default_language.clone());
             for word in &utterance.words {
                 let space = tokenize::leading_space(words.len(), &word.text);
                 words.push(Word {
@@ -82,6 +95,8 @@ impl Engine {
                     pieces: tokenize::pieces(&word.text, word.start_ms, word.end_ms, space),
                     guess: tokenize::guess(&word.text, space),
                     speaker: speaker.clone(),
+                    language: language.clone(),
+                    text: word.text.clone(),
                     is_final: false,
                 });
             }
@@ -102,6 +117,7 @@ impl Engine {
             ordered,
             first_pending: 0,
             first_open: 0,
+            translated: 0,
         }
     }
 
@@ -166,6 +182,7 @@ impl Engine {
         let mut endpoint = false;
         for u in self.live_utterances(received_ms) {
             let reached = self.endpoint_reached(&self.utterances[u], received_ms);
+            let mut made_final = Vec::new();
             for i in self.utterances[u].words.clone() {
                 let lag_passed = self
                     .options
@@ -173,6 +190,7 @@ impl Engine {
                     .is_some_and(|lag| received_ms >= self.words[i].end_ms.saturating_add(lag));
                 if !self.words[i].is_final && (reached || lag_passed) {
                     self.make_final(i, received_ms, &mut tokens);
+                    made_final.push(i);
                 }
             }
             if reached {
@@ -180,6 +198,9 @@ impl Engine {
                 tokens.push(Token::special(END_TOKEN));
                 endpoint = true;
             }
+            // The translation follows its originals, after the `<end>` they may have had.
+            let translation = self.translation(&made_final, true);
+            tokens.extend(translation);
         }
         let bound = if endpoint {
             received_ms
@@ -223,6 +244,7 @@ impl Engine {
 
     fn finalize_started(&mut self, received_ms: u64, heard: Heard) -> Vec<Token> {
         let mut tokens = Vec::new();
+        let mut made_final = Vec::new();
         for i in self.live_words(received_ms) {
             let word = &self.words[i];
             let heard = match heard {
@@ -231,8 +253,11 @@ impl Engine {
             };
             if !word.is_final && heard {
                 self.make_final(i, received_ms, &mut tokens);
+                made_final.push(i);
             }
         }
+        let translation = self.translation(&made_final, true);
+        tokens.extend(translation);
         self.advance_cursors();
         self.advance_final(received_ms, received_ms);
         tokens
@@ -264,12 +289,13 @@ impl Engine {
         self.final_ms = self.final_ms.max(reachable.min(received_ms));
     }
 
-    fn tail(&self, received_ms: u64) -> Vec<Token> {
+    fn tail(&mut self, received_ms: u64) -> Vec<Token> {
         let mut tokens = Vec::new();
-        for word in self.words[self.live_words(received_ms)]
-            .iter()
-            .filter(|w| !w.is_final && w.start_ms < received_ms)
-        {
+        let pending: Vec<usize> = self
+            .live_words(received_ms)
+            .filter(|&i| !self.words[i].is_final && self.words[i].start_ms < received_ms)
+            .collect();
+        for word in pending.iter().map(|&i| &self.words[i]) {
             if word.end_ms <= received_ms {
                 for piece in &word.pieces {
                     tokens.push(self.token(
@@ -288,6 +314,59 @@ impl Engine {
                     received_ms,
                     false,
                 ));
+            }
+        }
+        // The provisional translation of the provisional words.
+        tokens.extend(self.translation(&pending, false));
+        tokens
+    }
+
+    /// The translation of `words` (indices, in order): one chunk per run of words spoken in
+    /// the same language, each chunk's translated words as tokens with no times, after them.
+    /// Words whose language is not translated (two-way) get none.
+    fn translation(&mut self, words: &[usize], is_final: bool) -> Vec<Token> {
+        let Some(mode) = self.options.translation.clone() else {
+            return Vec::new();
+        };
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        for &i in words {
+            match runs.last_mut() {
+                Some(run) if self.words[run[0]].language == self.words[i].language => run.push(i),
+                _ => runs.push(vec![i]),
+            }
+        }
+        let mut tokens = Vec::new();
+        // Tokens are concatenated verbatim: the first translation token of a session has no
+        // leading space.
+        let mut first = self.translated == 0;
+        for run in runs {
+            let source = self.words[run[0]].language.clone();
+            let Some(target) = mode.target_for(&source).map(str::to_string) else {
+                continue;
+            };
+            let chunk: Vec<&str> = run.iter().map(|&i| self.words[i].text.as_str()).collect();
+            let text = translate::translated(&chunk.join(" "), &target);
+            let speaker = (self.options.diarization).then(|| self.words[run[0]].speaker.clone());
+            for word in text.split(' ') {
+                let leading = if std::mem::take(&mut first) { "" } else { " " };
+                if is_final {
+                    self.translated += 1;
+                }
+                tokens.push(Token {
+                    text: format!("{leading}{word}"),
+                    start_ms: None,
+                    end_ms: None,
+                    confidence: Some(if is_final {
+                        FINAL_CONFIDENCE
+                    } else {
+                        NON_FINAL_CONFIDENCE
+                    }),
+                    is_final,
+                    speaker: speaker.clone(),
+                    language: Some(target.clone()),
+                    translation_status: Some(translate::TRANSLATION),
+                    source_language: Some(source.clone()),
+                });
             }
         }
         tokens
@@ -312,7 +391,19 @@ impl Engine {
             }),
             is_final,
             speaker: self.options.diarization.then(|| word.speaker.clone()),
-            language: self.options.language.clone(),
+            language: self
+                .options
+                .language
+                .is_some()
+                .then(|| word.language.clone()),
+            translation_status: self.options.translation.as_ref().map(|mode| {
+                if mode.target_for(&word.language).is_some() {
+                    translate::ORIGINAL
+                } else {
+                    translate::NONE
+                }
+            }),
+            source_language: None,
         }
     }
 
@@ -344,6 +435,8 @@ mod tests {
             endpoint_silence_ms: 500,
             diarization: false,
             language: None,
+            default_language: "en".into(),
+            translation: None,
         }
     }
 
@@ -353,6 +446,120 @@ mod tests {
             .filter(|t| t.is_final == is_final)
             .map(|t| t.text.clone())
             .collect()
+    }
+
+    fn translating(mode: TranslationMode) -> EngineOptions {
+        EngineOptions {
+            translation: Some(mode),
+            ..options()
+        }
+    }
+
+    fn translation_text(m: &ResultMessage, is_final: bool) -> String {
+        m.tokens
+            .iter()
+            .filter(|t| t.is_final == is_final && t.translation_status == Some("translation"))
+            .map(|t| t.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn one_way_translation_chunks_follow_their_originals_with_no_times() {
+        let one_way = TranslationMode::OneWay {
+            target: "fr".into(),
+        };
+        let mut e = Engine::new(&script(), translating(one_way));
+        // 1200 + lag 1000: "Hello," and "GStreamer" are final, "world." is not.
+        let m = e.tick(2300);
+        let statuses: Vec<_> = m.tokens.iter().map(|t| t.translation_status).collect();
+        assert!(statuses.iter().all(Option::is_some), "{:?}", m.tokens);
+        let last_original = m
+            .tokens
+            .iter()
+            .rposition(|t| t.is_final && t.translation_status == Some("original"))
+            .unwrap();
+        let first_translation = m
+            .tokens
+            .iter()
+            .position(|t| t.translation_status == Some("translation"))
+            .unwrap();
+        assert!(first_translation > last_original);
+        assert_eq!(translation_text(&m, true), "[fr] Hello, GStreamer");
+        for t in m
+            .tokens
+            .iter()
+            .filter(|t| t.translation_status == Some("translation"))
+        {
+            assert_eq!((t.start_ms, t.end_ms), (None, None));
+            assert_eq!(t.language.as_deref(), Some("fr"));
+            assert_eq!(t.source_language.as_deref(), Some("en"));
+        }
+        // The provisional tail ends with the provisional translation of "world.".
+        assert_eq!(translation_text(&m, false), " [fr] world.");
+        assert!(!m.tokens.last().unwrap().is_final);
+        let m = e.tick(2800);
+        assert_eq!(translation_text(&m, true), " [fr] world.");
+    }
+
+    #[test]
+    fn an_endpoint_comes_before_the_translation_of_its_last_words() {
+        let one_way = TranslationMode::OneWay {
+            target: "fr".into(),
+        };
+        let opts = EngineOptions {
+            endpoints: true,
+            auto_final_lag_ms: None,
+            ..translating(one_way)
+        };
+        let mut e = Engine::new(&script(), opts);
+        let m = e.tick(2300);
+        let texts: Vec<&str> = m.tokens.iter().map(|t| t.text.as_str()).collect();
+        let end = texts.iter().position(|t| *t == END_TOKEN).unwrap();
+        let translation = m
+            .tokens
+            .iter()
+            .position(|t| t.translation_status == Some("translation"))
+            .unwrap();
+        assert!(end < translation, "{texts:?}");
+        assert_eq!(translation_text(&m, true), "[fr] Hello, GStreamer world.");
+    }
+
+    #[test]
+    fn two_way_translates_by_the_language_spoken_and_marks_the_rest_none() {
+        let script = Script::parse(
+            "200 600 Hello,\n650 1200 friend.\n\nlanguage es\n2000 2500 Hola.\n\nlanguage de\n3000 3500 Hallo.\n",
+        )
+        .unwrap();
+        let two_way = TranslationMode::TwoWay {
+            a: "en".into(),
+            b: "es".into(),
+        };
+        let mut e = Engine::new(&script, translating(two_way));
+        let m = e.drain(4000).unwrap();
+        assert_eq!(translation_text(&m, true), "[es] Hello, friend. [en] Hola.");
+        let spoken_from = |ms| m.tokens.iter().find(|t| t.start_ms == Some(ms)).unwrap();
+        assert_eq!(spoken_from(3000).translation_status, Some("none"), "Hallo.");
+        assert_eq!(
+            spoken_from(2000).translation_status,
+            Some("original"),
+            "Hola."
+        );
+        // Language identification reports each utterance's own language.
+        let mut lid = Engine::new(
+            &script,
+            EngineOptions {
+                language: Some("en".into()),
+                ..options()
+            },
+        );
+        let m = lid.drain(4000).unwrap();
+        let mut languages: Vec<_> = m
+            .tokens
+            .iter()
+            .filter_map(|t| t.language.as_deref())
+            .collect();
+        languages.dedup();
+        assert_eq!(languages, ["en", "es", "de"]);
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod session;
 mod start_request;
 mod tls;
 mod tokenize;
+mod translate;
 
 #[cfg(test)]
 mod tests;
@@ -62,3 +63,4 @@ pub use record::{
 };
 pub use script::{Script, ScriptWord, Utterance};
 pub use server::MockServer;
+pub use translate::{translated, TranslationMode};

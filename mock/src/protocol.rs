@@ -22,6 +22,12 @@ pub(crate) struct Token {
     pub speaker: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// With `translation` on: `original`, `none` (spoken tokens) or `translation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translation_status: Option<&'static str>,
+    /// On translation tokens: the language they were translated from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_language: Option<String>,
 }
 
 impl Token {
@@ -34,6 +40,8 @@ impl Token {
             is_final: true,
             speaker: None,
             language: None,
+            translation_status: None,
+            source_language: None,
         }
     }
 }

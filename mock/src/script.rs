@@ -5,13 +5,15 @@
 //! # Lines starting with '#' are comments.
 //! # One word per line: <start_ms> <end_ms> <word>
 //! # A blank line ends an utterance.
-//! # A line "speaker <label>" sets the speaker of the utterance that follows.
+//! # A line "speaker <label>" sets the speaker of the utterance that follows,
+//! # a line "language <code>" its language.
 //! speaker 1
 //! 200 600 Hello,
 //! 650 1200 GStreamer
 //!
 //! speaker 2
-//! 2600 2900 Bye.
+//! language es
+//! 2600 2900 Adiós.
 //! ```
 
 use std::path::Path;
@@ -28,6 +30,9 @@ pub struct Script {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Utterance {
     pub speaker: Option<String>,
+    /// The language it is spoken in (a `language` line); `None`: the session's (its first
+    /// language hint, or `en`). Matters for two-way translation and language identification.
+    pub language: Option<String>,
     pub words: Vec<ScriptWord>,
 }
 
@@ -79,6 +84,15 @@ impl Script {
                 }
                 end_utterance(&mut current, &mut utterances);
                 current.speaker = Some(label);
+                continue;
+            }
+            if first == "language" {
+                let code = parts.next().unwrap_or_default();
+                if code.is_empty() || parts.next().is_some() {
+                    return Err(format!("line {line_no}: \"language\" needs one code"));
+                }
+                end_utterance(&mut current, &mut utterances);
+                current.language = Some(code.to_string());
                 continue;
             }
             let start_ms = parse_ms(first, line_no, "start_ms")?;
@@ -151,6 +165,7 @@ impl Script {
             }
             out.push(Utterance {
                 speaker: None,
+                language: None,
                 words: script_words,
             });
         }
@@ -177,6 +192,7 @@ impl Script {
                     .collect();
                 (!words.is_empty()).then(|| Utterance {
                     speaker: u.speaker.clone(),
+                    language: u.language.clone(),
                     words,
                 })
             })
@@ -218,6 +234,7 @@ impl Script {
                 if !words.is_empty() {
                     utterances.push(Utterance {
                         speaker: u.speaker.clone(),
+                        language: u.language.clone(),
                         words,
                     });
                 }
@@ -288,8 +305,9 @@ speaker 1
 1250 1700 world.
 
 
-# speaker for the next utterance
+# speaker and language for the next utterance
 speaker 2
+language es
 
 2600 2900 Bye
 ";
@@ -300,6 +318,8 @@ speaker 2
         assert_eq!(script.utterances.len(), 2);
         assert_eq!(script.utterances[0].speaker.as_deref(), Some("1"));
         assert_eq!(script.utterances[1].speaker.as_deref(), Some("2"));
+        assert_eq!(script.utterances[0].language, None);
+        assert_eq!(script.utterances[1].language.as_deref(), Some("es"));
         assert_eq!(script.utterances[0].words.len(), 3);
         assert_eq!(
             script.utterances[0].words[1],

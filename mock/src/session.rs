@@ -281,19 +281,19 @@ where
 
     fn streaming_state(&self, start: &StartRequest) -> Streaming {
         let config = &self.ctx.config;
-        let language = start.enable_language_identification.then(|| {
-            start
-                .language_hints
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "en".to_string())
-        });
+        let default_language =
+            (start.language_hints.first().cloned()).unwrap_or_else(|| "en".to_string());
+        let language = start
+            .enable_language_identification
+            .then(|| default_language.clone());
         let options = EngineOptions {
             auto_final_lag_ms: config.auto_final_lag_ms,
             endpoints: config.endpoints && start.enable_endpoint_detection,
             endpoint_silence_ms: config.endpoint_silence_ms,
             diarization: start.enable_speaker_diarization,
             language,
+            default_language,
+            translation: start.translation.clone(),
         };
         let locator = Locator::new(config, start);
         let engine = locator

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use crate::audio;
 use crate::languages::is_iso_639_1;
 use crate::protocol::ProtocolError;
+use crate::translate::TranslationMode;
 
 pub(crate) const MODELS: &[&str] = &[
     "stt-rt-v3",
@@ -47,6 +48,7 @@ pub(crate) struct StartRequest {
     pub enable_speaker_diarization: bool,
     pub enable_language_identification: bool,
     pub language_hints: Vec<String>,
+    pub translation: Option<TranslationMode>,
 }
 
 fn malformed() -> ProtocolError {
@@ -105,7 +107,7 @@ pub(crate) fn validate(request: &Map<String, Value>) -> Result<StartRequest, Pro
     }
     // Newer tuning knob: type-checked only (its range is UNCONFIRMED).
     opt_number(request, "endpoint_latency_adjustment_level")?;
-    check_translation(request)?;
+    let translation = check_translation(request)?;
 
     Ok(StartRequest {
         model,
@@ -119,6 +121,7 @@ pub(crate) fn validate(request: &Map<String, Value>) -> Result<StartRequest, Pro
         enable_language_identification: opt_bool(request, "enable_language_identification")?
             .unwrap_or(false),
         language_hints,
+        translation,
     })
 }
 
@@ -233,29 +236,29 @@ fn check_context_sections(sections: &Map<String, Value>) -> Result<(), ProtocolE
 }
 
 /// `translation`: `{"type":"one_way","target_language":..}` or
-/// `{"type":"two_way","language_a":..,"language_b":..}`. Accepted, but the stand-in sends no
-/// translation tokens.
-fn check_translation(request: &Map<String, Value>) -> Result<(), ProtocolError> {
+/// `{"type":"two_way","language_a":..,"language_b":..}`, languages ISO 639-1.
+fn check_translation(
+    request: &Map<String, Value>,
+) -> Result<Option<TranslationMode>, ProtocolError> {
     let translation = match request.get("translation") {
-        None | Some(Value::Null) => return Ok(()),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(t)) => t,
         Some(_) => return Err(malformed()),
     };
-    let languages: &[&str] = match translation.get("type").and_then(Value::as_str) {
-        Some("one_way") => &["target_language"],
-        Some("two_way") => &["language_a", "language_b"],
-        _ => return Err(malformed()),
+    let code = |key: &str| match translation.get(key).and_then(Value::as_str) {
+        Some(code) if is_iso_639_1(code) => Ok(code.to_string()),
+        _ => Err(ProtocolError::invalid(INVALID_TRANSLATION_LANGUAGE)),
     };
-    for key in languages {
-        let valid = translation
-            .get(*key)
-            .and_then(Value::as_str)
-            .is_some_and(is_iso_639_1);
-        if !valid {
-            return Err(ProtocolError::invalid(INVALID_TRANSLATION_LANGUAGE));
-        }
+    match translation.get("type").and_then(Value::as_str) {
+        Some("one_way") => Ok(Some(TranslationMode::OneWay {
+            target: code("target_language")?,
+        })),
+        Some("two_way") => Ok(Some(TranslationMode::TwoWay {
+            a: code("language_a")?,
+            b: code("language_b")?,
+        })),
+        _ => Err(malformed()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -307,10 +310,23 @@ mod tests {
             assert!(check(json!({ "model": model })).is_ok());
         }
         assert!(check(json!({"context": "legacy string context"})).is_ok());
-        assert!(check(
-            json!({"translation": {"type":"two_way","language_a":"en","language_b":"de"}})
-        )
-        .is_ok());
+        assert_eq!(ok.translation, None);
+        let two_way =
+            check(json!({"translation": {"type":"two_way","language_a":"en","language_b":"de"}}));
+        assert_eq!(
+            two_way.unwrap().translation,
+            Some(TranslationMode::TwoWay {
+                a: "en".into(),
+                b: "de".into()
+            })
+        );
+        let one_way = check(json!({"translation": {"type":"one_way","target_language":"fr"}}));
+        assert_eq!(
+            one_way.unwrap().translation,
+            Some(TranslationMode::OneWay {
+                target: "fr".into()
+            })
+        );
         assert!(check(json!({"audio_format":"mulaw","sample_rate":8000.0})).is_ok());
         assert!(check(json!({"max_endpoint_delay_ms": 3000})).is_ok());
     }
