@@ -63,6 +63,10 @@ pub struct MockConfig {
     /// silence; `finalize`, endpoints and words are answered as usual). Soniox does not
     /// document whether it reports progress during silence. Default `false`.
     pub quiet: bool,
+    /// With `translation` requested: each final translation chunk comes in the message after
+    /// the one with its originals (and so after their `<end>`), as Soniox may send it. Default
+    /// `false`: right after its originals, in the same message.
+    pub late_translation: bool,
 }
 
 impl fmt::Debug for MockConfig {
@@ -87,6 +91,7 @@ impl fmt::Debug for MockConfig {
             .field("timecoded", &self.timecoded)
             .field("keep_audio", &self.keep_audio)
             .field("quiet", &self.quiet)
+            .field("late_translation", &self.late_translation)
             .finish()
     }
 }
@@ -110,6 +115,7 @@ impl MockConfig {
             timecoded: false,
             keep_audio: true,
             quiet: false,
+            late_translation: false,
         }
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct EngineOptions {
     pub default_language: String,
     /// The start request's `translation`.
     pub translation: Option<TranslationMode>,
+    /// Send each final translation chunk in the message after its originals' (so that it may
+    /// come after their `<end>`), instead of right after them.
+    pub late_translation: bool,
 }
 
 struct Word {
@@ -76,6 +79,8 @@ pub(crate) struct Engine {
     first_open: usize,
     /// Final translation tokens sent so far (the first of a session has no leading space).
     translated: usize,
+    /// With `late_translation`: final translation tokens for the next message.
+    held_translation: Vec<Token>,
 }
 
 impl Engine {
@@ -118,6 +123,7 @@ impl Engine {
             first_pending: 0,
             first_open: 0,
             translated: 0,
+            held_translation: Vec::new(),
         }
     }
 
@@ -178,7 +184,7 @@ impl Engine {
 
     /// A regular result: new finals (lag, endpoints + `<end>`), then the non-final tail.
     pub fn tick(&mut self, received_ms: u64) -> ResultMessage {
-        let mut tokens = Vec::new();
+        let mut tokens = std::mem::take(&mut self.held_translation);
         let mut endpoint = false;
         for u in self.live_utterances(received_ms) {
             let reached = self.endpoint_reached(&self.utterances[u], received_ms);
@@ -199,8 +205,7 @@ impl Engine {
                 endpoint = true;
             }
             // The translation follows its originals, after the `<end>` they may have had.
-            let translation = self.translation(&made_final, true);
-            tokens.extend(translation);
+            self.final_translation(&made_final, &mut tokens);
         }
         let bound = if endpoint {
             received_ms
@@ -219,7 +224,8 @@ impl Engine {
     /// word still being spoken stays non-final (the stand-in cannot cut a word in two), and
     /// `final_audio_proc_ms` stops at its start.
     pub fn finalize(&mut self, received_ms: u64) -> ResultMessage {
-        let mut tokens = self.finalize_started(received_ms, Heard::Whole);
+        let mut tokens = std::mem::take(&mut self.held_translation);
+        tokens.extend(self.finalize_started(received_ms, Heard::Whole));
         tokens.push(Token::special(FIN_TOKEN));
         for u in self.live_utterances(received_ms) {
             let utterance = &mut self.utterances[u];
@@ -237,7 +243,10 @@ impl Engine {
     /// End of audio: every started word turns final (no `<end>`/`<fin>`); `None` if none was
     /// pending. Words that never started are dropped.
     pub fn drain(&mut self, received_ms: u64) -> Option<ResultMessage> {
-        let tokens = self.finalize_started(received_ms, Heard::Started);
+        let mut tokens = std::mem::take(&mut self.held_translation);
+        tokens.extend(self.finalize_started(received_ms, Heard::Started));
+        // Nothing is held past the end.
+        tokens.append(&mut self.held_translation);
         let message = self.message(tokens, received_ms);
         (!message.tokens.is_empty()).then_some(message)
     }
@@ -256,8 +265,7 @@ impl Engine {
                 made_final.push(i);
             }
         }
-        let translation = self.translation(&made_final, true);
-        tokens.extend(translation);
+        self.final_translation(&made_final, &mut tokens);
         self.advance_cursors();
         self.advance_final(received_ms, received_ms);
         tokens
@@ -319,6 +327,17 @@ impl Engine {
         // The provisional translation of the provisional words.
         tokens.extend(self.translation(&pending, false));
         tokens
+    }
+
+    /// The final translation of words just made final: after them in `tokens`, or held for
+    /// the next message (`late_translation`).
+    fn final_translation(&mut self, words: &[usize], tokens: &mut Vec<Token>) {
+        let translation = self.translation(words, true);
+        if self.options.late_translation {
+            self.held_translation.extend(translation);
+        } else {
+            tokens.extend(translation);
+        }
     }
 
     /// The translation of `words` (indices, in order): one chunk per run of words spoken in
@@ -437,6 +456,7 @@ mod tests {
             language: None,
             default_language: "en".into(),
             translation: None,
+            late_translation: false,
         }
     }
 
@@ -522,6 +542,28 @@ mod tests {
             .unwrap();
         assert!(end < translation, "{texts:?}");
         assert_eq!(translation_text(&m, true), "[fr] Hello, GStreamer world.");
+    }
+
+    #[test]
+    fn a_late_translation_comes_in_the_next_message_after_the_end() {
+        let one_way = TranslationMode::OneWay {
+            target: "fr".into(),
+        };
+        let opts = EngineOptions {
+            endpoints: true,
+            auto_final_lag_ms: None,
+            late_translation: true,
+            ..translating(one_way)
+        };
+        let mut e = Engine::new(&script(), opts);
+        let m = e.tick(2300);
+        assert!(m.tokens.iter().any(|t| t.text == END_TOKEN));
+        assert_eq!(translation_text(&m, true), "");
+        let m = e.tick(2400);
+        assert_eq!(translation_text(&m, true), "[fr] Hello, GStreamer world.");
+        // The drain sends what it made final and its translation together: nothing is left.
+        let m = e.drain(3000).unwrap();
+        assert_eq!(translation_text(&m, true), " [fr] Bye");
     }
 
     #[test]

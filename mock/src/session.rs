@@ -294,6 +294,7 @@ where
             language,
             default_language,
             translation: start.translation.clone(),
+            late_translation: config.late_translation,
         };
         let locator = Locator::new(config, start);
         let engine = locator

@@ -250,3 +250,46 @@ async fn dropping_the_server_closes_sessions_and_the_port() {
     assert!(matches!(client.recv().await, Recv::Gone | Recv::Closed(_)));
     assert!(Client::try_connect(&url, &[]).await.is_err());
 }
+
+#[tokio::test]
+async fn a_session_asked_to_translate_sends_translation_tokens_after_their_originals() {
+    let server = MockServer::start(config());
+    let mut client = Client::connect(&server.url()).await;
+    client
+        .start(json!({"translation": {"type": "one_way", "target_language": "de"}}))
+        .await;
+    client.chunks(27).await;
+    client.text("").await;
+    let (messages, end) = client.until_close().await;
+    assert_closed_normally(&end);
+    let all: Vec<Value> = messages.iter().flat_map(tokens).collect();
+    let finals: Vec<&Value> = all.iter().filter(|t| t["is_final"] == true).collect();
+    let translated: String = finals
+        .iter()
+        .filter(|t| t["translation_status"] == "translation")
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert!(translated.starts_with("[de] Hello,"), "{translated}");
+    assert!(translated.ends_with("[de] Bye"), "{translated}");
+    for t in &finals {
+        if t["translation_status"] == "translation" {
+            assert!(
+                t.get("start_ms").is_none() && t.get("end_ms").is_none(),
+                "{t}"
+            );
+            assert_eq!(
+                (&t["language"], &t["source_language"]),
+                (&json!("de"), &json!("en"))
+            );
+        } else {
+            assert_eq!(t["translation_status"], "original", "{t}");
+        }
+    }
+    // The spoken words alone are still the script, each once.
+    let spoken: String = finals
+        .iter()
+        .filter(|t| t["translation_status"] == "original")
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(spoken, script().final_text());
+}
