@@ -8,7 +8,8 @@
 /// The `translation` object of a start request, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TranslationMode {
-    /// `{"type":"one_way","target_language":..}`: all speech is translated into `target`.
+    /// `{"type":"one_way","target_language":..}`: all speech is translated into `target`, but
+    /// for speech already in it.
     OneWay { target: String },
     /// `{"type":"two_way","language_a":..,"language_b":..}`: speech in one of the two is
     /// translated into the other; speech in any other language only transcribed.
@@ -20,6 +21,8 @@ impl TranslationMode {
     /// (its tokens are marked `none`).
     pub fn target_for(&self, spoken: &str) -> Option<&str> {
         match self {
+            // Speech already in the target language is not translated (marked `none`).
+            TranslationMode::OneWay { target } if spoken == target => None,
             TranslationMode::OneWay { target } => Some(target),
             TranslationMode::TwoWay { a, b } if spoken == a => Some(b),
             TranslationMode::TwoWay { a, b } if spoken == b => Some(a),
@@ -58,6 +61,7 @@ mod tests {
             target: "fr".into(),
         };
         assert_eq!(one.target_for("en"), Some("fr"));
+        assert_eq!(one.target_for("fr"), None);
         assert_eq!(translated(" Hello, and", "fr"), "[fr] Hello, and");
     }
 }
