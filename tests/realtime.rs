@@ -24,6 +24,18 @@ fn live_harness(stt: &gst::Element) -> (gst_check::Harness, gst::Bus) {
     (h, bus)
 }
 
+/// The sample pushed live into `stt`, in real time, then EOS, waited for: what `src` carried,
+/// the harness (it holds the element), its bus, and when each chunk was pushed.
+fn sample_live(stt: &gst::Element) -> (Recorder, gst_check::Harness, gst::Bus, Vec<Instant>) {
+    let recorder = Recorder::attach(stt);
+    let (mut h, bus) = live_harness(stt);
+    let audio = wav_data(&sample_wav());
+    let (pushed_at, _) = push_live(&mut h, &audio, RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(recorder.wait_eos(WAIT));
+    (recorder, h, bus, pushed_at)
+}
+
 fn warnings(bus: &gst::Bus) -> Vec<String> {
     drain_bus(bus)
         .iter()
@@ -56,12 +68,7 @@ fn words_keep_the_latency_promise(quiet: bool) {
     });
     let stt = element(&server);
     stt.set_property("latency", LATENCY_MS as u32);
-    let recorder = Recorder::attach(&stt);
-    let (mut h, bus) = live_harness(&stt);
-    let audio = wav_data(&sample_wav());
-    let (pushed_at, _) = push_live(&mut h, &audio, RATE, CHUNK_MS);
-    h.push_event(gst::event::Eos::new());
-    assert!(recorder.wait_eos(WAIT));
+    let (recorder, _h, bus, pushed_at) = sample_live(&stt);
 
     assert_words_match(&recorder.words(), &script, |ms| ms * MS);
     // Each word, from the moment the buffer holding its first sample was pushed.
@@ -150,12 +157,7 @@ fn live_sentence_cues(configure: impl FnOnce(&mut MockConfig)) -> (Vec<String>, 
     let stt = element(&server);
     stt.set_property("latency", LATENCY_MS as u32);
     stt.set_property_from_str("granularity", "sentence");
-    let recorder = Recorder::attach(&stt);
-    let (mut h, bus) = live_harness(&stt);
-    let audio = wav_data(&sample_wav());
-    let (pushed_at, _) = push_live(&mut h, &audio, RATE, CHUNK_MS);
-    h.push_event(gst::event::Eos::new());
-    assert!(recorder.wait_eos(WAIT));
+    let (recorder, _h, bus, pushed_at) = sample_live(&stt);
 
     let cues = recorder.words();
     let all: Vec<String> = cues

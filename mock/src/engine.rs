@@ -475,6 +475,21 @@ mod tests {
         }
     }
 
+    fn into_french() -> EngineOptions {
+        translating(TranslationMode::OneWay {
+            target: "fr".into(),
+        })
+    }
+
+    /// Into French, words final only at endpoints.
+    fn into_french_at_endpoints() -> EngineOptions {
+        EngineOptions {
+            endpoints: true,
+            auto_final_lag_ms: None,
+            ..into_french()
+        }
+    }
+
     fn translation_text(m: &ResultMessage, is_final: bool) -> String {
         m.tokens
             .iter()
@@ -485,10 +500,7 @@ mod tests {
 
     #[test]
     fn one_way_translation_chunks_follow_their_originals_with_no_times() {
-        let one_way = TranslationMode::OneWay {
-            target: "fr".into(),
-        };
-        let mut e = Engine::new(&script(), translating(one_way));
+        let mut e = Engine::new(&script(), into_french());
         // 1200 + lag 1000: "Hello," and "GStreamer" are final, "world." is not.
         let m = e.tick(2300);
         let statuses: Vec<_> = m.tokens.iter().map(|t| t.translation_status).collect();
@@ -523,15 +535,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_comes_before_the_translation_of_its_last_words() {
-        let one_way = TranslationMode::OneWay {
-            target: "fr".into(),
-        };
-        let opts = EngineOptions {
-            endpoints: true,
-            auto_final_lag_ms: None,
-            ..translating(one_way)
-        };
-        let mut e = Engine::new(&script(), opts);
+        let mut e = Engine::new(&script(), into_french_at_endpoints());
         let m = e.tick(2300);
         let texts: Vec<&str> = m.tokens.iter().map(|t| t.text.as_str()).collect();
         let end = texts.iter().position(|t| *t == END_TOKEN).unwrap();
@@ -546,14 +550,9 @@ mod tests {
 
     #[test]
     fn a_late_translation_comes_in_the_next_message_after_the_end() {
-        let one_way = TranslationMode::OneWay {
-            target: "fr".into(),
-        };
         let opts = EngineOptions {
-            endpoints: true,
-            auto_final_lag_ms: None,
             late_translation: true,
-            ..translating(one_way)
+            ..into_french_at_endpoints()
         };
         let mut e = Engine::new(&script(), opts);
         let m = e.tick(2300);

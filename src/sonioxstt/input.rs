@@ -428,7 +428,9 @@ impl SonioxStt {
                     let mut state = self.state();
                     !std::mem::replace(&mut state.sent_tag, true)
                 };
-                if let Some(language) = self.settings().known_language().filter(|_| tag) {
+                // Settings (and the transcriberbin around the element) are read only when
+                // the tag is still to be sent.
+                if let Some(language) = tag.then(|| self.settings().known_language()).flatten() {
                     let mut tags = gst::TagList::new();
                     tags.get_mut()
                         .expect("new tag list")

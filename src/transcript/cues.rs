@@ -110,7 +110,7 @@ impl CueBuilder {
     /// When the last word of the open cue went out: the open cue's live deadline counts from
     /// it (contract §4b: a cue is pushed by its last word's deadline).
     pub fn held_sent(&self) -> Option<Instant> {
-        self.open.iter().rev().find_map(|w| w.sent)
+        last_sent(&self.open)
     }
 
     pub fn is_open(&self) -> bool {
@@ -153,7 +153,7 @@ impl CueBuilder {
             text,
             pts: words.iter().find_map(|w| w.pts),
             end: words.iter().rev().find_map(|w| w.end.or(w.pts)),
-            sent: words.iter().rev().find_map(|w| w.sent),
+            sent: last_sent(&words),
             confidence: words
                 .iter()
                 .filter_map(|w| w.confidence)
@@ -163,6 +163,11 @@ impl CueBuilder {
             words: words.len(),
         }
     }
+}
+
+/// When the last of `words` that has the time went out: a cue's live deadline counts from it.
+fn last_sent(words: &[Word]) -> Option<Instant> {
+    words.iter().rev().find_map(|w| w.sent)
 }
 
 /// Whether a word ends a sentence.
