@@ -4,4 +4,5 @@
 pub mod cues;
 pub mod timeline;
 pub mod token;
+pub mod translation;
 pub mod words;

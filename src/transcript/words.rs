@@ -248,7 +248,7 @@ impl WordAssembler {
 }
 
 /// The lower of two confidences, either of which may be unknown.
-fn lowest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn lowest(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
