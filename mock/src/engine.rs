@@ -253,7 +253,9 @@ impl Engine {
 
     fn finalize_started(&mut self, received_ms: u64, heard: Heard) -> Vec<Token> {
         let mut tokens = Vec::new();
-        let mut made_final = Vec::new();
+        // Words of one language in a row; each run's translation follows it (chunks
+        // alternate with their originals).
+        let mut run: Vec<usize> = Vec::new();
         for i in self.live_words(received_ms) {
             let word = &self.words[i];
             let heard = match heard {
@@ -261,11 +263,18 @@ impl Engine {
                 Heard::Started => word.start_ms < received_ms,
             };
             if !word.is_final && heard {
+                if run
+                    .last()
+                    .is_some_and(|&r| self.words[r].language != word.language)
+                {
+                    let done = std::mem::take(&mut run);
+                    self.final_translation(&done, &mut tokens);
+                }
                 self.make_final(i, received_ms, &mut tokens);
-                made_final.push(i);
+                run.push(i);
             }
         }
-        self.final_translation(&made_final, &mut tokens);
+        self.final_translation(&run, &mut tokens);
         self.advance_cursors();
         self.advance_final(received_ms, received_ms);
         tokens

@@ -165,6 +165,50 @@ impl CueBuilder {
     }
 }
 
+/// A unit of several words (a translated chunk) too long for one cue, cut at its inner
+/// spaces into parts that each fit, its time shared in proportion to their length. A single
+/// word too long for a cue stays whole.
+pub fn split_to_fit(unit: Word, max_chars: usize) -> Vec<Word> {
+    let words: Vec<&str> = unit.text.split_whitespace().collect();
+    if words.len() < 2 || layout(&words, max_chars).is_some() {
+        return vec![unit];
+    }
+    let mut parts: Vec<Vec<&str>> = vec![Vec::new()];
+    for word in words {
+        let last = parts.last_mut().expect("never empty");
+        last.push(word);
+        if last.len() > 1 && layout(last, max_chars).is_none() {
+            last.pop();
+            parts.push(vec![word]);
+        }
+    }
+    let texts: Vec<String> = parts.iter().map(|p| p.join(" ")).collect();
+    let total: usize = texts.iter().map(|t| t.chars().count()).sum();
+    let at = |chars: usize| match (unit.pts, unit.end) {
+        (Some(a), Some(b)) if b >= a && total > 0 => {
+            Some(a + ((b - a) as u128 * chars as u128 / total as u128) as u64)
+        }
+        (pts, _) => pts,
+    };
+    let mut done = 0;
+    let count = texts.len();
+    texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let chars = text.chars().count();
+            let part = Word {
+                pts: at(done),
+                end: if i + 1 == count { unit.end } else { at(done + chars) },
+                text,
+                ..unit.clone()
+            };
+            done += chars;
+            part
+        })
+        .collect()
+}
+
 /// When the last of `words` that has the time went out: a cue's live deadline counts from it.
 fn last_sent(words: &[Word]) -> Option<Instant> {
     words.iter().rev().find_map(|w| w.sent)
@@ -196,7 +240,10 @@ fn join(words: &[&str]) -> String {
 
 /// The words in at most two lines of at most `max_chars / 2` characters each, broken at a
 /// word boundary so that the longer line is as short as it can be; `None` if they do not fit.
-pub fn layout(words: &[&str], max_chars: usize) -> Option<String> {
+/// A unit of several words (a translated chunk) may be broken at its inner spaces.
+pub fn layout(units: &[&str], max_chars: usize) -> Option<String> {
+    let words: Vec<&str> = units.iter().flat_map(|u| u.split_whitespace()).collect();
+    let words = words.as_slice();
     let line = (max_chars / 2).max(1);
     let one = join(words);
     if one.chars().count() <= line {
@@ -294,6 +341,30 @@ mod tests {
             "今日は晴れ。"
         );
         assert_eq!(layout(&["สวัสดี", "ครับ"], 84).unwrap(), "สวัสดีครับ");
+    }
+
+    #[test]
+    fn a_translated_chunk_is_laid_out_at_its_inner_spaces_and_cut_when_too_long() {
+        assert_eq!(
+            layout(&["Bonjour à tous,", "et bienvenue"], 30).unwrap(),
+            "Bonjour à tous,\net bienvenue"
+        );
+        let chunk = word("un deux trois quatre cinq six sept", 0, 3200);
+        let parts = split_to_fit(chunk, 16);
+        let shown: Vec<(&str, u64, u64)> = parts
+            .iter()
+            .map(|p| (p.text.as_str(), p.pts.unwrap() / MS, p.end.unwrap() / MS))
+            .collect();
+        // Two lines of 8 at most: parts of 13, 15 and 4 characters, 100 ms each.
+        assert_eq!(
+            shown,
+            [
+                ("un deux trois", 0, 1300),
+                ("quatre cinq six", 1300, 2800),
+                ("sept", 2800, 3200)
+            ]
+        );
+        assert_eq!(split_to_fit(word("short", 0, 10), 16).len(), 1);
     }
 
     #[test]
