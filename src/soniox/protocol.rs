@@ -37,6 +37,21 @@ pub struct StartRequest {
     pub endpoint_sensitivity: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_reference_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Translation>,
+}
+
+/// The start request's `translation` object (protocol doc §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Translation {
+    /// All speech translated into `target_language` (but what is spoken in it).
+    OneWay { target_language: String },
+    /// Speech in either language translated into the other.
+    TwoWay {
+        language_a: String,
+        language_b: String,
+    },
 }
 
 impl StartRequest {

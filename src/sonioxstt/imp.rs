@@ -10,7 +10,7 @@
 //! Lock order: `state`, then `settings`. Neither lock is held while blocking: sending to a
 //! full channel, pushing downstream, or stopping the src task.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gst::prelude::*;
@@ -22,7 +22,9 @@ use super::format::{self, AudioFormat};
 use super::input::ActiveSession;
 use super::keys;
 use super::output::{self, Item, Output};
+use super::plan::PadLanguage;
 use super::settings::{self, Changed, Settings};
+use super::TranslateSrcPad;
 
 pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -63,7 +65,7 @@ impl State {
     }
 
     pub(super) fn forget_finished(&mut self) {
-        self.draining.retain(|s| !s.handle.is_finished());
+        self.draining.retain(|s| !s.is_finished());
     }
 }
 
@@ -75,6 +77,10 @@ pub struct SonioxStt {
     pub(super) max_observed_delay_ms: AtomicU32,
     /// The `latency` property, shared with live sessions (their promise follows changes).
     pub(super) latency_ms: Arc<AtomicU32>,
+    pub(super) translate_latency_ms: AtomicU32,
+    /// Counts changes of the translation pads (requested, released, re-languaged): a
+    /// session started before the last one is replaced at the next pause.
+    pub(super) translation_generation: AtomicU64,
 }
 
 impl SonioxStt {
@@ -113,6 +119,37 @@ impl SonioxStt {
 
     pub fn is_flushing(&self) -> bool {
         self.state().flushing
+    }
+
+    /// A translation pad was requested, released or given another language.
+    pub fn translation_pads_changed(&self) {
+        self.translation_generation.fetch_add(1, Ordering::Relaxed);
+        gst::debug!(CAT, imp = self, "translation pads changed");
+    }
+
+    /// The translation pads in the order of their numbers, with their languages.
+    pub(super) fn translation_pads(&self) -> Vec<PadLanguage<gst::Pad>> {
+        let mut pads: Vec<(u32, PadLanguage<gst::Pad>)> = self
+            .obj()
+            .src_pads()
+            .into_iter()
+            .filter_map(|pad| pad.downcast::<TranslateSrcPad>().ok())
+            .map(|pad| {
+                let name = pad.name().to_string();
+                let number = pad_number(&name).unwrap_or(u32::MAX);
+                let language = pad.language();
+                (
+                    number,
+                    PadLanguage {
+                        pad: pad.upcast(),
+                        name,
+                        language,
+                    },
+                )
+            })
+            .collect();
+        pads.sort_by_key(|(number, _)| *number);
+        pads.into_iter().map(|(_, pad)| pad).collect()
     }
 
     // ---- output side ----------------------------------------------------------------------
@@ -169,10 +206,18 @@ impl SonioxStt {
 
     // ---- queries ------------------------------------------------------------------------
 
+    /// Queries on `src` and the translation pads: a translation pad's latency has
+    /// `translate-latency` more.
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         match query.view_mut() {
             gst::QueryViewMut::Latency(latency) => {
-                let ours = self.settings.lock().unwrap().latency();
+                let ours = {
+                    let settings = self.settings.lock().unwrap();
+                    match pad.is::<TranslateSrcPad>() {
+                        true => settings.latency() + settings.translate_latency(),
+                        false => settings.latency(),
+                    }
+                };
                 let mut upstream = gst::query::Latency::new();
                 if !self.sinkpad.peer_query(&mut upstream) {
                     // Upstream cannot answer yet (a live source before caps, in PAUSED):
@@ -194,11 +239,17 @@ impl SonioxStt {
     }
 }
 
+/// `translate_src_7` → 7.
+fn pad_number(name: &str) -> Option<u32> {
+    name.strip_prefix("translate_src_")?.parse().ok()
+}
+
 #[glib::object_subclass]
 impl ObjectSubclass for SonioxStt {
     const NAME: &'static str = "GstSonioxStt";
     type Type = super::SonioxStt;
     type ParentType = gst::Element;
+    type Interfaces = (gst::ChildProxy,);
 
     fn with_class(klass: &Self::Class) -> Self {
         let templ = klass.pad_template("sink").expect("sink template");
@@ -258,6 +309,8 @@ impl ObjectSubclass for SonioxStt {
             state: Mutex::new(State::default()),
             max_observed_delay_ms: AtomicU32::new(0),
             latency_ms: Arc::new(AtomicU32::new(settings::DEFAULT_LATENCY_MS)),
+            translate_latency_ms: AtomicU32::new(settings::DEFAULT_TRANSLATE_LATENCY_MS),
+            translation_generation: AtomicU64::new(0),
         }
     }
 }
@@ -304,9 +357,14 @@ impl ObjectImpl for SonioxStt {
         let result = self.settings.lock().unwrap().set(pspec.name(), value);
         match result {
             Ok(Changed::Latency) => {
-                let latency = self.settings.lock().unwrap().latency();
+                let (latency, translate) = {
+                    let settings = self.settings.lock().unwrap();
+                    (settings.latency(), settings.translate_latency())
+                };
                 self.latency_ms
                     .store(latency.mseconds() as u32, Ordering::Relaxed);
+                self.translate_latency_ms
+                    .store(translate.mseconds() as u32, Ordering::Relaxed);
                 gst::debug!(CAT, imp = self, "latency changed to {latency}");
                 let _ = self
                     .obj()
@@ -358,9 +416,78 @@ impl ElementImpl for SonioxStt {
                     &format::src_caps(),
                 )
                 .expect("src template"),
+                gst::PadTemplate::with_gtype(
+                    "translate_src_%u",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Request,
+                    &format::src_caps(),
+                    TranslateSrcPad::static_type(),
+                )
+                .expect("translate_src template"),
             ]
         });
         TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let obj = self.obj();
+        let name = match name {
+            Some(name) if pad_number(name).is_some() => name.to_string(),
+            Some(name) => {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "no pad named {name}: translate_src_%u only"
+                );
+                return None;
+            }
+            None => {
+                let next = obj
+                    .src_pads()
+                    .iter()
+                    .filter_map(|p| pad_number(&p.name()))
+                    .max()
+                    .map_or(0, |n| n + 1);
+                format!("translate_src_{next}")
+            }
+        };
+        if obj.static_pad(&name).is_some() {
+            gst::warning!(CAT, imp = self, "{name} exists already");
+            return None;
+        }
+        let pad = gst::PadBuilder::<TranslateSrcPad>::from_template(templ)
+            .name(name.as_str())
+            .query_function(|pad, parent, query| {
+                SonioxStt::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad.upcast_ref(), query),
+                )
+            })
+            .flags(gst::PadFlags::FIXED_CAPS)
+            .build();
+        if obj.current_state() > gst::State::Ready {
+            let _ = pad.set_active(true);
+        }
+        obj.add_pad(&pad).ok()?;
+        obj.child_added(&pad, &name);
+        self.translation_pads_changed();
+        Some(pad.upcast())
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let obj = self.obj();
+        let name = pad.name();
+        let _ = pad.set_active(false);
+        if obj.remove_pad(pad).is_ok() {
+            obj.child_removed(pad, &name);
+            self.translation_pads_changed();
+        }
     }
 
     fn change_state(
@@ -373,5 +500,23 @@ impl ElementImpl for SonioxStt {
             self.stop_streaming();
         }
         self.parent_change_state(transition)
+    }
+}
+
+impl ChildProxyImpl for SonioxStt {
+    fn child_by_index(&self, index: u32) -> Option<glib::Object> {
+        self.obj()
+            .pads()
+            .into_iter()
+            .nth(index as usize)
+            .map(|pad| pad.upcast())
+    }
+
+    fn children_count(&self) -> u32 {
+        self.obj().num_pads() as u32
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        self.obj().static_pad(name).map(|pad| pad.upcast())
     }
 }

@@ -15,8 +15,8 @@ use super::format::{self, AudioFormat};
 use super::imp::{SonioxStt, CAT};
 use super::keys::SignalKeys;
 use super::messages::{self, SessionLife};
-use super::output::Item;
-use super::settings;
+use super::output::{self, Item};
+use super::{plan, settings};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
 use crate::soniox::credentials::{Credentials, KeySource};
 use crate::soniox::session::{
@@ -29,13 +29,19 @@ const NO_ENDPOINT: u64 = u64::MAX;
 /// Audio this close after an endpoint (ns) is taken to be in the pause that followed it.
 const ENDPOINT_FRESH_NS: u64 = 500_000_000;
 
-/// A session that may still receive audio or drain.
+/// Audio this much past a change of the translation pads rotates even without a pause.
+const CHANGE_WITHOUT_PAUSE: Duration = Duration::from_secs(30);
+
+/// A stream's Soniox sessions, fed the same audio: the one that transcribes (and translates
+/// into the first target), and one per further one-way target (contract §4a).
 #[derive(Debug)]
 pub(super) struct ActiveSession {
     /// Counts the element's sessions (a session may use several connections).
     id: u32,
     format: AudioFormat,
     pub(super) handle: SessionHandle,
+    /// The sessions that only translate, with their numbers.
+    extra: Vec<(u32, SessionHandle)>,
     live: bool,
     started: Instant,
     /// Audio queued for it, in bytes.
@@ -43,11 +49,37 @@ pub(super) struct ActiveSession {
     /// Input time (ns) up to which Soniox had heard when it last reported an endpoint
     /// ([`NO_ENDPOINT`]: none yet): right after it is a pause, a good moment to rotate.
     endpoint_pts: Arc<AtomicU64>,
+    /// The translation pads as they were when it started (see
+    /// `SonioxStt::translation_generation`), and `pushed` when they were seen to change.
+    generation: u64,
+    changed_at: Option<u64>,
 }
 
 impl ActiveSession {
     pub(super) fn queue(&self) -> &Arc<AudioQueue> {
         self.handle.queue()
+    }
+
+    /// The queues of all its sessions; the transcribing one first.
+    pub(super) fn queues(&self) -> impl Iterator<Item = &Arc<AudioQueue>> {
+        std::iter::once(self.handle.queue()).chain(self.extra.iter().map(|(_, h)| h.queue()))
+    }
+
+    /// The numbers of all its sessions.
+    pub(super) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.id).chain(self.extra.iter().map(|(id, _)| *id))
+    }
+
+    pub(super) fn is_finished(&self) -> bool {
+        self.handle.is_finished() && self.extra.iter().all(|(_, h)| h.is_finished())
+    }
+
+    /// Whether the audio at `next_pts` comes right after an endpoint: in a pause.
+    fn in_pause(&self, next_pts: Option<u64>) -> bool {
+        let endpoint = self.endpoint_pts.load(Ordering::Relaxed);
+        next_pts.is_some_and(|pts| {
+            endpoint != NO_ENDPOINT && pts.saturating_sub(endpoint) <= ENDPOINT_FRESH_NS
+        })
     }
 
     /// Whether the session has carried enough audio (live: time) to hand over to a new
@@ -61,11 +93,19 @@ impl ActiveSession {
             Duration::from_nanos(self.handle.queue().duration_ns(self.pushed))
         };
         let early = limit.saturating_sub((limit / 10).min(Duration::from_secs(60)));
-        let endpoint = self.endpoint_pts.load(Ordering::Relaxed);
-        let in_pause = next_pts.is_some_and(|pts| {
-            endpoint != NO_ENDPOINT && pts.saturating_sub(endpoint) <= ENDPOINT_FRESH_NS
-        });
-        carried >= limit || (carried >= early && in_pause)
+        carried >= limit || (carried >= early && self.in_pause(next_pts))
+    }
+
+    /// Whether the translation pads changed since the session started (generation
+    /// `current` now) and the audio at `next_pts` is a clean cut for a new session: in a
+    /// pause, or [`CHANGE_WITHOUT_PAUSE`] after the change if no pause came.
+    fn due_for_change(&mut self, current: u64, next_pts: Option<u64>) -> bool {
+        if self.generation == current {
+            return false;
+        }
+        let since = *self.changed_at.get_or_insert(self.pushed);
+        let waited = Duration::from_nanos(self.queue().duration_ns(self.pushed - since));
+        self.in_pause(next_pts) || waited >= CHANGE_WITHOUT_PAUSE
     }
 }
 
@@ -91,7 +131,7 @@ impl SonioxStt {
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
-        let queue = self.session_for_audio(buffer.size() as u64, pts)?;
+        let queues = self.session_for_audio(buffer.size() as u64, pts)?;
         let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let audio = buffer.into_mapped_buffer_readable().map_err(|_| {
             gst::element_imp_error!(
@@ -105,10 +145,18 @@ impl SonioxStt {
             return Ok(gst::FlowSuccess::Ok);
         }
         // Live: never waits (the oldest audio goes beyond the limit); else waits for room.
-        let pushed = queue
-            .push_audio(pts, discont, Bytes::from_owner(audio))
-            .map_err(|_| self.flow_after_session_loss())?;
-        if pushed.started_dropping {
+        // Every session of the stream gets the same bytes.
+        let audio = Bytes::from_owner(audio);
+        let mut dropping = None;
+        for queue in &queues {
+            let pushed = queue
+                .push_audio(pts, discont, audio.clone())
+                .map_err(|_| self.flow_after_session_loss())?;
+            if pushed.started_dropping && dropping.is_none() {
+                dropping = Some((queue, pushed));
+            }
+        }
+        if let Some((queue, pushed)) = dropping {
             let dropped = Duration::from_nanos(queue.duration_ns(pushed.dropped_bytes));
             gst::element_imp_warning!(
                 self,
@@ -134,47 +182,56 @@ impl SonioxStt {
         }
     }
 
-    /// The queue of the session that takes the next `len` bytes of audio; opens one (or
-    /// rotates to a new one) when needed.
+    /// The queues of the sessions that take the next `len` bytes of audio; opens them (or
+    /// rotates to new ones) when needed.
     pub(super) fn session_for_audio(
         &self,
         len: u64,
         pts: Option<u64>,
-    ) -> Result<Arc<AudioQueue>, gst::FlowError> {
+    ) -> Result<Vec<Arc<AudioQueue>>, gst::FlowError> {
         let limit = self.settings.lock().unwrap().max_session_duration();
+        let generation = self.translation_generation.load(Ordering::Relaxed);
         let rotate = {
             let mut state = self.state();
             state.check_flow()?;
             match &mut state.session {
-                Some(session) if !session.due_for_rotation(limit, pts) => {
-                    session.pushed += len;
-                    return Ok(session.queue().clone());
+                Some(session) => {
+                    if session.due_for_rotation(limit, pts) {
+                        Some((session.id, "max-session-duration"))
+                    } else if session.due_for_change(generation, pts) {
+                        Some((session.id, "translation pads changed"))
+                    } else {
+                        session.pushed += len;
+                        return Ok(session.queues().cloned().collect());
+                    }
                 }
-                Some(session) => Some(session.id),
                 None => None,
             }
         };
-        if let Some(id) = rotate {
-            gst::info!(
-                CAT,
-                imp = self,
-                "session {id} reached max-session-duration: rotating"
-            );
+        if let Some((id, reason)) = rotate {
+            gst::info!(CAT, imp = self, "session {id}: {reason}: rotating");
             let connection = self.state().connections.load(Ordering::Relaxed);
             self.drain_session();
-            self.post(messages::session(SessionLife::Rotated, connection, ""));
+            self.post(messages::session(SessionLife::Rotated, connection, reason));
         }
-        let queue = self.start_session()?;
+        let queues = self.start_session()?;
         if let Some(session) = self.state().session.as_mut() {
             session.pushed += len;
         }
-        Ok(queue)
+        Ok(queues)
     }
 
-    /// Opens a session for the first buffer of a stream (or after a caps change).
-    pub(super) fn start_session(&self) -> Result<Arc<AudioQueue>, gst::FlowError> {
+    /// Opens the sessions for the first buffer of a stream (or after a caps change, or a
+    /// rotation): the transcription session and one per further translation target.
+    pub(super) fn start_session(&self) -> Result<Vec<Arc<AudioQueue>>, gst::FlowError> {
         let settings = self.settings();
         let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
+        let generation = self.translation_generation.load(Ordering::Relaxed);
+        let members =
+            plan::plan(settings.translation, &self.translation_pads()).map_err(|reason| {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", reason));
+                gst::FlowError::Error
+            })?;
         // Fresh keys from the application when it connected `request-api-key`.
         let keys = Arc::new(SignalKeys::new(&self.obj()));
         let fixed = settings.resolve_key();
@@ -189,10 +246,16 @@ impl SonioxStt {
             );
             return Err(gst::FlowError::Error);
         }
-        let start_request = settings.start_request(&format).map_err(|reason| {
-            gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", reason));
-            gst::FlowError::Error
-        })?;
+        let mut requests = Vec::with_capacity(members.len());
+        for member in &members {
+            let request = settings
+                .start_request(&format, member.translation.clone())
+                .map_err(|reason| {
+                    gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", reason));
+                    gst::FlowError::Error
+                })?;
+            requests.push(request);
+        }
         let bad_hints = settings.bad_hints();
         if !bad_hints.is_empty() {
             gst::element_imp_warning!(
@@ -225,7 +288,7 @@ impl SonioxStt {
                 fixed,
                 fresh: Some(keys),
             },
-            start_request,
+            start_request: requests[0].clone(),
             keepalive_interval: settings.keepalive_interval(),
             drain_timeout: settings.drain_timeout(),
             connect_timeout: settings::CONNECT_TIMEOUT,
@@ -238,66 +301,89 @@ impl SonioxStt {
             // Live: about half a second of audio (the kernel doubles it).
             send_buffer: live.then(|| (bytes_per_second / 2).clamp(8 << 10, 256 << 10) as u32),
         };
-        let queue = Arc::new(if live {
-            let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
-            // While the connection is suspect or being replaced: up to the replay window.
-            let hold = settings::REPLAY_LIMIT.as_secs() * bytes_per_second;
-            AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second).holding_up_to(hold)
-        } else {
-            let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
-            AudioQueue::new(Overflow::Block, limit, bytes_per_second)
-        });
+        let new_queue = || {
+            Arc::new(if live {
+                let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
+                // While the connection is suspect or being replaced: up to the replay window.
+                let hold = settings::REPLAY_LIMIT.as_secs() * bytes_per_second;
+                AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second).holding_up_to(hold)
+            } else {
+                let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
+                AudioQueue::new(Overflow::Block, limit, bytes_per_second)
+            })
+        };
 
         let mut state = self.state();
         state.check_flow()?;
         let output = state.output.clone().ok_or(gst::FlowError::Flushing)?;
         state.forget_finished();
-        state.sessions_started += 1;
-        let id = state.sessions_started;
-        gst::info!(
-            CAT,
-            imp = self,
-            "starting session {id}: {} ({} Hz), {}, live {live}",
-            format.soniox,
-            format.rate,
-            config.url
-        );
         let endpoint_pts = Arc::new(AtomicU64::new(NO_ENDPOINT));
-        let element = self.obj().downgrade();
-        let seen_endpoint = endpoint_pts.clone();
-        let connections = state.connections.clone();
-        let handle = SessionHandle::spawn(config, queue.clone(), connections, output, move |r| {
-            match (&r.event, element.upgrade()) {
-                (SessionEvent::Failed(error), Some(element)) => {
-                    // At once, ahead of queued words: the chain must not fail first.
-                    element.imp().session_failed(r.connection, error);
-                }
-                (SessionEvent::Results(results), _)
-                    if results.tokens.iter().any(|t| t.text == Token::END) =>
-                {
-                    if let Some(pts) = results.heard {
-                        seen_endpoint.store(pts, Ordering::Relaxed);
+        let mut handles = Vec::with_capacity(members.len());
+        for (member, start_request) in members.into_iter().zip(requests) {
+            state.sessions_started += 1;
+            let id = state.sessions_started;
+            gst::info!(
+                CAT,
+                imp = self,
+                "starting session {id}: {} ({} Hz), {}, live {live}, translation {:?}",
+                format.soniox,
+                format.rate,
+                config.url,
+                start_request.translation
+            );
+            let config = SessionConfig {
+                start_request,
+                ..config.clone()
+            };
+            let element = self.obj().downgrade();
+            // Only the transcription session's endpoints mark pauses.
+            let seen_endpoint = member.transcribes.then(|| endpoint_pts.clone());
+            let connections = state.connections.clone();
+            let member = Arc::new(member);
+            let queue = new_queue();
+            let handle =
+                SessionHandle::spawn(config, queue, connections, output.clone(), move |r| {
+                    match (&r.event, element.upgrade()) {
+                        (SessionEvent::Failed(error), Some(element)) => {
+                            // At once, ahead of queued words: the chain must not fail first.
+                            element.imp().session_failed(r.connection, error);
+                        }
+                        (SessionEvent::Results(results), _)
+                            if results.tokens.iter().any(|t| t.text == Token::END) =>
+                        {
+                            if let (Some(seen), Some(pts)) = (&seen_endpoint, results.heard) {
+                                seen.store(pts, Ordering::Relaxed);
+                            }
+                        }
+                        _ => {}
                     }
-                }
-                _ => {}
-            }
-            Item::Session {
-                session: id,
-                connection: r.connection,
-                live,
-                event: r.event,
-            }
-        });
-        state.session = Some(ActiveSession {
+                    Item::Session {
+                        session: id,
+                        connection: r.connection,
+                        live,
+                        member: member.clone(),
+                        event: r.event,
+                    }
+                });
+            handles.push((id, handle));
+        }
+        let mut handles = handles.into_iter();
+        let (id, handle) = handles.next().expect("a plan has a transcription session");
+        let session = ActiveSession {
             id,
             format,
             handle,
+            extra: handles.collect(),
             live,
             started: Instant::now(),
             pushed: 0,
             endpoint_pts,
-        });
-        Ok(queue)
+            generation,
+            changed_at: None,
+        };
+        let queues = session.queues().cloned().collect();
+        state.session = Some(session);
+        Ok(queues)
     }
 
     pub(super) fn upstream_is_live(&self) -> bool {
@@ -311,10 +397,12 @@ impl SonioxStt {
         let mut state = self.state();
         state.forget_finished();
         if let Some(session) = state.session.take() {
-            let _ = session.queue().push_control(Queued::EndOfAudio);
+            for queue in session.queues() {
+                let _ = queue.push_control(Queued::EndOfAudio);
+            }
             state.draining.push(session);
         }
-        state.draining.iter().map(|s| s.id).collect()
+        state.draining.iter().flat_map(ActiveSession::ids).collect()
     }
 
     /// Ends the current session's audio and holds everything after it until it has drained.
@@ -333,7 +421,9 @@ impl SonioxStt {
         match &state.session {
             Some(session) => {
                 gst::debug!(CAT, imp = self, "finalize requested");
-                let _ = session.queue().push_control(Queued::Finalize);
+                for queue in session.queues() {
+                    let _ = queue.push_control(Queued::Finalize);
+                }
             }
             None => gst::debug!(
                 CAT,
@@ -351,14 +441,15 @@ impl SonioxStt {
             return false;
         };
         let (pts, duration) = gap.get();
+        let gap = Queued::Gap {
+            pts: pts.nseconds(),
+            duration: duration.map(gst::ClockTime::nseconds),
+        };
         let queued = self.state().session.as_ref().is_some_and(|session| {
             session
-                .queue()
-                .push_control(Queued::Gap {
-                    pts: pts.nseconds(),
-                    duration: duration.map(gst::ClockTime::nseconds),
-                })
-                .is_ok()
+                .queues()
+                .map(|queue| queue.push_control(gap.clone()).is_ok())
+                .fold(false, |any, ok| any | ok)
         });
         queued || self.send_item(Item::Event(event))
     }
@@ -370,13 +461,13 @@ impl SonioxStt {
         gst::log!(CAT, obj = pad, "handling {event:?}");
         match event.view() {
             EventView::FlushStart(_) => {
-                let ret = self.srcpad.push_event(event);
+                let ret = self.push_to_all_src_pads(&event);
                 self.stop_streaming();
                 ret
             }
             EventView::FlushStop(_) => {
                 self.reset_stream();
-                let ret = self.srcpad.push_event(event);
+                let ret = self.push_to_all_src_pads(&event);
                 self.start_output();
                 ret
             }
@@ -431,14 +522,7 @@ impl SonioxStt {
                 // Settings (and the transcriberbin around the element) are read only when
                 // the tag is still to be sent.
                 if let Some(language) = tag.then(|| self.settings().known_language()).flatten() {
-                    let mut tags = gst::TagList::new();
-                    tags.get_mut()
-                        .expect("new tag list")
-                        .add::<gst::tags::LanguageCode>(
-                            &language.as_str(),
-                            gst::TagMergeMode::Replace,
-                        );
-                    self.send_item(Item::Event(gst::event::Tag::new(tags)));
+                    self.send_item(Item::Event(output::language_tag(&language)));
                 }
                 ok
             }
@@ -481,6 +565,15 @@ impl SonioxStt {
             self.drain_session();
         }
         !first || self.send_item(Item::Event(gst::event::Caps::new(&format::src_caps())))
+    }
+
+    /// Pushes a flush event on `src` and every translation pad.
+    fn push_to_all_src_pads(&self, event: &gst::Event) -> bool {
+        let mut ok = true;
+        for pad in self.obj().src_pads() {
+            ok &= pad.push_event(event.clone());
+        }
+        ok
     }
 
     /// Queues an item for the src task (from the streaming thread: may wait for room).

@@ -36,15 +36,48 @@ impl SessionLife {
     }
 }
 
-/// `soniox/transcript` for a message with tokens.
+/// The translation in one message: its new final text and its non-final tail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranslationText {
+    pub final_text: String,
+    pub interim_text: String,
+}
+
+impl TranslationText {
+    /// `None` when the message has no translation status at all (translation off).
+    pub fn of(tokens: &[Token]) -> Option<TranslationText> {
+        if tokens.iter().all(|t| t.translation_status.is_none()) {
+            return None;
+        }
+        let mut text = TranslationText::default();
+        for token in tokens.iter().filter(|t| t.is_translation()) {
+            match token.is_final {
+                true => text.final_text.push_str(&token.text),
+                false => text.interim_text.push_str(&token.text),
+            }
+        }
+        Some(text)
+    }
+}
+
+/// `soniox/transcript` for a message with tokens. A session that only translates
+/// (`transcribes` false) lists only its translation tokens: its originals are `src`'s.
 pub fn transcript(
     results: &Results,
     final_text: &str,
     interim_text: &str,
+    translation: Option<&TranslationText>,
+    transcribes: bool,
     session: u32,
 ) -> gst::Structure {
-    let tokens = gst::List::new(results.tokens.iter().map(token));
-    gst::Structure::builder(TRANSCRIPT)
+    let tokens = gst::List::new(
+        results
+            .tokens
+            .iter()
+            .filter(|t| transcribes || t.is_translation())
+            .map(token),
+    );
+    let mut builder = gst::Structure::builder(TRANSCRIPT)
         .field("final", final_text)
         .field("interim", interim_text)
         .field("tokens", tokens)
@@ -56,8 +89,13 @@ pub fn transcript(
             "total-audio-proc-ms",
             results.total_audio_proc_ms.unwrap_or(0),
         )
-        .field("session", session)
-        .build()
+        .field("session", session);
+    if let Some(translation) = translation {
+        builder = builder
+            .field("translation-final", translation.final_text.as_str())
+            .field("translation-interim", translation.interim_text.as_str());
+    }
+    builder.build()
 }
 
 fn token(token: &Token) -> gst::Structure {
@@ -157,7 +195,7 @@ mod tests {
         )
         .unwrap();
         let results = Results::map(&message, &timeline, timeline.origin());
-        let s = transcript(&results, " Hi", "", 3);
+        let s = transcript(&results, " Hi", "", None, true, 3);
         assert_eq!(s.get::<&str>("final").unwrap(), " Hi");
         assert_eq!(s.get::<u64>("total-audio-proc-ms").unwrap(), 600);
         assert_eq!(s.get::<u32>("session").unwrap(), 3);

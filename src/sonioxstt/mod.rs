@@ -12,11 +12,16 @@ mod keys;
 mod messages;
 mod meta;
 mod output;
+mod plan;
 mod report;
 mod settings;
+mod translate_pad;
+
+pub use translate_pad::TranslateSrcPad;
 
 glib::wrapper! {
-    pub struct SonioxStt(ObjectSubclass<imp::SonioxStt>) @extends gst::Element, gst::Object;
+    pub struct SonioxStt(ObjectSubclass<imp::SonioxStt>)
+        @extends gst::Element, gst::Object, @implements gst::ChildProxy;
 }
 
 /// Soniox data-residency regions; each has its own endpoint and keys.
@@ -48,6 +53,24 @@ pub enum Granularity {
     Sentence = 1,
 }
 
+/// How the translation pads' languages are used (contract §3, §4a).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSonioxTranslation")]
+pub enum Translation {
+    #[default]
+    #[enum_value(
+        name = "One-way: each translation pad's language is a target (one Soniox session per target)",
+        nick = "one-way"
+    )]
+    OneWay = 0,
+    #[enum_value(
+        name = "Two-way: exactly two translation pads, their languages translated into each other",
+        nick = "two-way"
+    )]
+    TwoWay = 1,
+}
+
 impl Region {
     pub fn nick(self) -> &'static str {
         match self {
@@ -60,6 +83,7 @@ impl Region {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
+    TranslateSrcPad::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "sonioxstt",

@@ -34,6 +34,25 @@ impl SonioxStt {
         Duration::from_millis(self.latency_ms.load(Ordering::Relaxed).into())
     }
 
+    /// The `translate-latency` property.
+    pub(super) fn translate_latency(&self) -> Duration {
+        Duration::from_millis(self.translate_latency_ms.load(Ordering::Relaxed).into())
+    }
+
+    /// Soniox sent originals whose translation into `language` never came.
+    pub(super) fn warn_translation_missing(&self, language: &str, spans: usize) {
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Failed,
+            (
+                "Soniox sent no {} translation for {} stretch(es) of speech: that text is missing on the {} pad",
+                language,
+                spans,
+                language
+            )
+        );
+    }
+
     /// A live word went out `delay` after its audio: updates `max-observed-delay`.
     pub(super) fn note_delay(&self, delay: Duration) {
         let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);

@@ -6,14 +6,15 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use super::format::AudioFormat;
-use super::{Granularity, Region};
+use super::{Granularity, Region, Translation};
 use crate::soniox::languages::is_iso_639_1;
-use crate::soniox::protocol::{context_value, StartRequest};
+use crate::soniox::protocol::{self, context_value, StartRequest};
 use crate::soniox::session::{region_url, ApiKey};
 use crate::transcript::cues::Limits;
 
 pub const DEFAULT_MODEL: &str = "stt-rt-v5";
 pub const DEFAULT_LATENCY_MS: u32 = 3000;
+pub const DEFAULT_TRANSLATE_LATENCY_MS: u32 = 1000;
 const DEFAULT_KEEPALIVE_MS: u32 = 5000;
 const DEFAULT_DRAIN_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_PACE: f64 = 1.0;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub granularity: Granularity,
     pub max_cue_chars: u32,
     pub max_cue_duration_ms: u32,
+    pub translation: Translation,
+    pub translate_latency_ms: u32,
 }
 
 impl Default for Settings {
@@ -92,6 +95,8 @@ impl Default for Settings {
             granularity: Granularity::Word,
             max_cue_chars: 84,
             max_cue_duration_ms: 7000,
+            translation: Translation::OneWay,
+            translate_latency_ms: DEFAULT_TRANSLATE_LATENCY_MS,
         }
     }
 }
@@ -148,7 +153,12 @@ impl Settings {
         self.hints().into_iter().next()
     }
 
-    pub fn start_request(&self, format: &AudioFormat) -> Result<StartRequest, String> {
+    /// The start request of a session (with its `translation`, if it translates).
+    pub fn start_request(
+        &self,
+        format: &AudioFormat,
+        translation: Option<protocol::Translation>,
+    ) -> Result<StartRequest, String> {
         if let Some(id) = &self.client_reference_id {
             if id.chars().count() > MAX_CLIENT_REFERENCE_ID {
                 return Err(format!(
@@ -181,6 +191,7 @@ impl Settings {
             endpoint_sensitivity: (self.endpoint_sensitivity != 0.0)
                 .then_some(self.endpoint_sensitivity),
             client_reference_id: self.client_reference_id.clone(),
+            translation,
         })
     }
 
@@ -208,13 +219,18 @@ impl Settings {
         gst::ClockTime::from_mseconds(self.latency_ms.into())
     }
 
+    /// What translation pads add to `latency`.
+    pub fn translate_latency(&self) -> gst::ClockTime {
+        gst::ClockTime::from_mseconds(self.translate_latency_ms.into())
+    }
+
     pub fn lateness(&self) -> gst::ClockTime {
         gst::ClockTime::from_mseconds(self.lateness_ms.into())
     }
 }
 
 /// `en-US` → `en`.
-fn primary_language(tag: &str) -> String {
+pub fn primary_language(tag: &str) -> String {
     tag.trim()
         .split(['-', '_'])
         .next()
@@ -414,6 +430,19 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             u32::MAX,
             d.max_cue_duration_ms,
         ),
+        glib::ParamSpecEnum::builder_with_default("translation", d.translation)
+            .nick("Translation")
+            .blurb("How the translation pads' languages are used: one-way (each pad's language is a target; the first is translated in the transcription session, each further one in a Soniox session of its own, billed as such) or two-way (exactly two pads, their languages translated into each other in one session)")
+            .mutable_ready()
+            .build(),
+        ms(
+            "translate-latency",
+            "Translate latency",
+            "What translation pads add to latency, in ms: they answer LATENCY queries with latency + translate-latency and push their text by that deadline",
+            0,
+            u32::MAX,
+            d.translate_latency_ms,
+        ),
     ]
 }
 
@@ -486,6 +515,15 @@ impl Settings {
             "granularity" => self.granularity = value.get().expect("type checked by GObject"),
             "max-cue-chars" => self.max_cue_chars = uint(),
             "max-cue-duration" => self.max_cue_duration_ms = uint(),
+            "translation" => self.translation = value.get().expect("type checked by GObject"),
+            "translate-latency" => {
+                let v = uint();
+                let changed = v != self.translate_latency_ms;
+                self.translate_latency_ms = v;
+                if changed {
+                    return Ok(Changed::Latency);
+                }
+            }
             other => unreachable!("unknown property {other}"),
         }
         Ok(Changed::Nothing)
@@ -519,6 +557,8 @@ impl Settings {
             "granularity" => self.granularity.to_value(),
             "max-cue-chars" => self.max_cue_chars.to_value(),
             "max-cue-duration" => self.max_cue_duration_ms.to_value(),
+            "translation" => self.translation.to_value(),
+            "translate-latency" => self.translate_latency_ms.to_value(),
             other => unreachable!("property {other} is not readable"),
         }
     }
@@ -539,7 +579,7 @@ mod tests {
 
     #[test]
     fn the_default_start_request_is_the_contracts() {
-        let request = Settings::default().start_request(&format()).unwrap();
+        let request = Settings::default().start_request(&format(), None).unwrap();
         assert_eq!(request.model, "stt-rt-v5");
         assert_eq!(request.audio_format, "pcm_s16le");
         assert_eq!(request.sample_rate, Some(16000));
@@ -575,7 +615,7 @@ mod tests {
     fn endpoint_sensitivity_is_sent_only_when_set() {
         assert_eq!(
             Settings::default()
-                .start_request(&format())
+                .start_request(&format(), None)
                 .unwrap()
                 .endpoint_sensitivity,
             None
@@ -584,7 +624,7 @@ mod tests {
             endpoint_sensitivity: -0.5,
             ..Default::default()
         };
-        let json = settings.start_request(&format()).unwrap().to_json();
+        let json = settings.start_request(&format(), None).unwrap().to_json();
         assert!(json.contains(r#""endpoint_sensitivity":-0.5"#), "{json}");
     }
 
@@ -594,13 +634,13 @@ mod tests {
             context: Some("x".repeat(9_000)),
             ..Default::default()
         };
-        assert!(fits.start_request(&format()).is_ok());
+        assert!(fits.start_request(&format(), None).is_ok());
         let long = Settings {
             context: Some("x".repeat(200_000)),
             ..Default::default()
         };
         assert_eq!(
-            long.start_request(&format()).unwrap_err(),
+            long.start_request(&format(), None).unwrap_err(),
             "context is 200011 characters long as sent; Soniox takes at most 10000"
         );
     }
@@ -612,7 +652,7 @@ mod tests {
             ..Default::default()
         };
         assert!(settings
-            .start_request(&format())
+            .start_request(&format(), None)
             .unwrap_err()
             .contains("256"));
     }

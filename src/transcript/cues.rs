@@ -199,7 +199,11 @@ pub fn split_to_fit(unit: Word, max_chars: usize) -> Vec<Word> {
             let chars = text.chars().count();
             let part = Word {
                 pts: at(done),
-                end: if i + 1 == count { unit.end } else { at(done + chars) },
+                end: if i + 1 == count {
+                    unit.end
+                } else {
+                    at(done + chars)
+                },
                 text,
                 ..unit.clone()
             };

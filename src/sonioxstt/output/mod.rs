@@ -7,11 +7,13 @@
 //! tokens into words or cues; the pad's [`writer`] pushes buffers, GAPs and events, so none
 //! can overtake another.
 
+mod lane;
 mod router;
 mod session;
 mod writer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use gst::prelude::*;
@@ -19,12 +21,14 @@ use gst::subclass::prelude::*;
 use tokio::sync::mpsc;
 
 use super::imp::{SonioxStt, CAT};
+use super::plan::Member;
 use super::Granularity;
 use crate::runtime::RUNTIME;
 use crate::soniox::session::SessionEvent;
 use router::Router;
-use session::{Life, SessionOutput, Shape};
-use writer::PadWriter;
+use session::{Life, SessionOutput};
+pub use writer::language_tag;
+use writer::Writers;
 
 /// How many items may wait for the src task.
 pub const CAPACITY: usize = 64;
@@ -41,6 +45,8 @@ pub enum Item {
         connection: u32,
         /// The session's input is live (its text has a latency to keep).
         live: bool,
+        /// What the session transcribes and translates, for which pads.
+        member: Arc<Member<gst::Pad>>,
         event: SessionEvent,
     },
     /// Everything after this waits until the sessions listed have ended (their audio was
@@ -61,7 +67,7 @@ pub struct Output {
     items: mpsc::Receiver<Item>,
     router: Router,
     sessions: BTreeMap<u32, SessionOutput>,
-    src: PadWriter,
+    writers: Writers,
     /// After an error or a downstream flow error, items are received and dropped, so that
     /// senders never block on a task that no longer pushes.
     failed: bool,
@@ -78,7 +84,7 @@ impl Output {
             items,
             router: Router::default(),
             sessions: BTreeMap::new(),
-            src: PadWriter::new(src),
+            writers: Writers::new(src),
             failed: false,
         }
     }
@@ -86,10 +92,9 @@ impl Output {
     /// One iteration of the src pad task: the next item, or a live cue's deadline.
     pub fn iterate(&mut self) {
         let deadline = self.element.upgrade().and_then(|element| {
-            let latency = element.imp().latency();
             self.sessions
                 .values()
-                .filter_map(|s| s.deadline(latency))
+                .filter_map(|s| s.deadline(element.imp()))
                 .min()
         });
         let item = match deadline {
@@ -143,7 +148,7 @@ impl Output {
     fn expire(&mut self, imp: &SonioxStt) -> Result<(), gst::FlowError> {
         let now = Instant::now();
         for session in self.sessions.values_mut() {
-            session.expire(imp, &mut self.src, now)?;
+            session.expire(imp, &mut self.writers, now)?;
         }
         Ok(())
     }
@@ -155,15 +160,16 @@ impl Output {
         };
         match item {
             Item::Event(event) => {
-                self.src.push_event(imp, event);
+                self.writers.sink_event(imp, event);
                 Ok(())
             }
             Item::Session {
                 session,
                 connection,
                 live,
+                member,
                 event,
-            } => self.session_event(imp, session, connection, live, event),
+            } => self.session_event(imp, session, connection, live, &member, event),
             Item::Drain { after } => {
                 self.router.wait_for(after);
                 Ok(())
@@ -184,6 +190,7 @@ impl Output {
         id: u32,
         connection: u32,
         live: bool,
+        member: &Member<gst::Pad>,
         event: SessionEvent,
     ) -> Result<(), gst::FlowError> {
         if self.router.has_ended(id) {
@@ -191,13 +198,13 @@ impl Output {
         }
         let session = self.sessions.entry(id).or_insert_with(|| {
             let settings = imp.settings();
-            let shape = match settings.granularity {
-                Granularity::Word => Shape::Words,
-                Granularity::Sentence => Shape::Cues(settings.cue_limits()),
+            let cues = match settings.granularity {
+                Granularity::Word => None,
+                Granularity::Sentence => Some(settings.cue_limits()),
             };
-            SessionOutput::new(connection, live, shape)
+            SessionOutput::new(connection, live, member, cues)
         });
-        match session.handle(imp, &mut self.src, connection, event) {
+        match session.handle(imp, &mut self.writers, connection, event) {
             Ok(Life::Running) => Ok(()),
             Ok(Life::Ended) => self.end_session(imp, id),
             Err(flow) => {

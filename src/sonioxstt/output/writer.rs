@@ -9,6 +9,8 @@ use gst::subclass::prelude::*;
 
 use super::super::imp::{SonioxStt, CAT};
 use super::super::meta::{self, WordMeta};
+use super::super::TranslateSrcPad;
+use super::lane::Target;
 
 /// At most one "late word" warning per this period.
 const LATE_WARNING_PERIOD: Duration = Duration::from_secs(60);
@@ -33,18 +35,33 @@ pub struct Text {
 
 pub struct PadWriter {
     pad: gst::Pad,
+    /// A translation pad (its text has `translate-latency` more).
+    translation: bool,
+    /// The language of the last tag pushed.
+    tagged: Option<String>,
     /// Where the text stream has got to (end of the last buffer or gap pushed), ns.
     position: Option<u64>,
     last_late_warning: Option<Instant>,
 }
 
 impl PadWriter {
-    pub fn new(pad: gst::Pad) -> PadWriter {
+    pub fn new(pad: gst::Pad, translation: bool) -> PadWriter {
         PadWriter {
             pad,
+            translation,
+            tagged: None,
             position: None,
             last_late_warning: None,
         }
+    }
+
+    /// A tag with the pad's language, unless it went out already.
+    pub fn tag(&mut self, imp: &SonioxStt, language: &str) {
+        if self.tagged.as_deref() == Some(language) {
+            return;
+        }
+        self.tagged = Some(language.to_string());
+        self.push_event(imp, language_tag(language));
     }
 
     pub fn pad(&self) -> &gst::Pad {
@@ -136,8 +153,12 @@ impl PadWriter {
 
     /// A live buffer went out `delay` after its audio did.
     fn observe_delay(&mut self, imp: &SonioxStt, delay: Duration) {
-        let latency = imp.latency();
-        imp.note_delay(delay);
+        let latency = if self.translation {
+            imp.latency() + imp.translate_latency()
+        } else {
+            imp.note_delay(delay);
+            imp.latency()
+        };
         if delay > latency
             && self
                 .last_late_warning
@@ -147,4 +168,165 @@ impl PadWriter {
             imp.warn_late(delay, latency);
         }
     }
+}
+
+/// A tag event with a `language-code`.
+pub fn language_tag(language: &str) -> gst::Event {
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .expect("new tag list")
+        .add::<gst::tags::LanguageCode>(&language, gst::TagMergeMode::Replace);
+    gst::event::Tag::new(tags)
+}
+
+/// The writers of all the element's text pads, and the sticky events a translation pad
+/// requested mid-stream gets first.
+pub struct Writers {
+    pub src: PadWriter,
+    translations: Vec<PadWriter>,
+    stream_start: Option<gst::Event>,
+    caps: Option<gst::Event>,
+    segment: Option<gst::Event>,
+}
+
+impl Writers {
+    pub fn new(src: gst::Pad) -> Writers {
+        Writers {
+            src: PadWriter::new(src, false),
+            translations: Vec::new(),
+            stream_start: None,
+            caps: None,
+            segment: None,
+        }
+    }
+
+    /// The writer of `target`, tagged with `language`; `None` if its pad was released.
+    pub fn get(
+        &mut self,
+        imp: &SonioxStt,
+        target: &Target,
+        language: Option<&str>,
+    ) -> Option<&mut PadWriter> {
+        let pad = match target {
+            Target::Src => return Some(&mut self.src),
+            Target::Translation(pad) => pad,
+        };
+        if pad.parent().as_ref() != Some(imp.obj().upcast_ref::<gst::Object>()) {
+            return None;
+        }
+        let writer = self.translation(imp, pad);
+        if let Some(language) = language {
+            writer.tag(imp, language);
+        }
+        Some(writer)
+    }
+
+    /// The writer of translation pad `pad`; a new one first pushes the stream's sticky
+    /// events.
+    fn translation(&mut self, imp: &SonioxStt, pad: &gst::Pad) -> &mut PadWriter {
+        let index = match self.translations.iter().position(|w| w.pad() == pad) {
+            Some(index) => index,
+            None => {
+                let mut writer = PadWriter::new(pad.clone(), true);
+                let start = self.stream_start.as_ref().map(|e| stream_start_for(e, pad));
+                for event in start.iter().chain(&self.caps).chain(&self.segment) {
+                    writer.push_event(imp, event.clone());
+                }
+                self.translations.push(writer);
+                self.translations.len() - 1
+            }
+        };
+        &mut self.translations[index]
+    }
+
+    /// What pushing to `target` returned, as the stream takes it: a translation pad that
+    /// is not linked, at EOS or released does not stop the others.
+    pub fn judge(
+        &self,
+        imp: &SonioxStt,
+        target: &Target,
+        result: Result<(), gst::FlowError>,
+    ) -> Result<(), gst::FlowError> {
+        match (target, result) {
+            (
+                Target::Translation(pad),
+                Err(
+                    flow @ (gst::FlowError::NotLinked
+                    | gst::FlowError::Eos
+                    | gst::FlowError::Flushing),
+                ),
+            ) if !imp.is_flushing() => {
+                gst::debug!(CAT, imp = imp, "{} returned {flow:?}: going on", pad.name());
+                Ok(())
+            }
+            (_, result) => result,
+        }
+    }
+
+    /// A serialized event from the input: `src` gets it; the translation pads get the
+    /// sticky ones (their own stream-start), GAPs and EOS.
+    pub fn sink_event(&mut self, imp: &SonioxStt, event: gst::Event) {
+        let all = match event.view() {
+            gst::EventView::StreamStart(_) => {
+                self.stream_start = Some(event.clone());
+                true
+            }
+            gst::EventView::Caps(_) => {
+                self.caps = Some(event.clone());
+                true
+            }
+            gst::EventView::Segment(_) => {
+                self.segment = Some(event.clone());
+                true
+            }
+            gst::EventView::Gap(_) | gst::EventView::Eos(_) => true,
+            _ => false,
+        };
+        if all {
+            let pads: Vec<TranslateSrcPad> = imp
+                .obj()
+                .src_pads()
+                .into_iter()
+                .filter_map(|p| p.downcast::<TranslateSrcPad>().ok())
+                .collect();
+            for pad in pads {
+                let known = self
+                    .translations
+                    .iter()
+                    .any(|w| w.pad() == pad.upcast_ref::<gst::Pad>());
+                let writer = self.translation(imp, pad.upcast_ref());
+                // A new writer has just pushed the sticky events it needs.
+                let sticky = matches!(
+                    event.type_(),
+                    gst::EventType::StreamStart | gst::EventType::Caps | gst::EventType::Segment
+                );
+                if known || !sticky {
+                    let event = match event.view() {
+                        gst::EventView::StreamStart(_) => {
+                            stream_start_for(&event, pad.upcast_ref())
+                        }
+                        _ => event.clone(),
+                    };
+                    writer.push_event(imp, event);
+                }
+                if let (gst::EventType::Segment, Some(language)) = (event.type_(), pad.language()) {
+                    writer.tag(imp, &language);
+                }
+            }
+        }
+        self.src.push_event(imp, event);
+    }
+}
+
+/// The stream-start of translation pad `pad`: the input's stream with the pad's name.
+fn stream_start_for(event: &gst::Event, pad: &gst::Pad) -> gst::Event {
+    let gst::EventView::StreamStart(start) = event.view() else {
+        return event.clone();
+    };
+    let id = format!("{}/{}", start.stream_id(), pad.name());
+    let mut builder = gst::event::StreamStart::builder(&id).seqnum(event.seqnum());
+    if let Some(group) = start.group_id() {
+        builder = builder.group_id(group);
+    }
+    builder.build()
 }
