@@ -215,10 +215,14 @@ pub struct Recorder {
 impl Recorder {
     /// Records what goes out of `element`'s `src` pad.
     pub fn attach(element: &gst::Element) -> Recorder {
+        Recorder::attach_pad(&element.static_pad("src").unwrap())
+    }
+
+    /// Records what goes out of `pad` (e.g. a translation pad).
+    pub fn attach_pad(pad: &gst::Pad) -> Recorder {
         let recorder = Recorder::default();
         let seen = recorder.seen.clone();
         let times = recorder.times.clone();
-        let pad = element.static_pad("src").unwrap();
         pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_pad, info| {

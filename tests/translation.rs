@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Translation pads (contract §2 `translate_src_%u`, §4a): what each pad carries, timed by the
+//! originals its text translates, against the stand-in's translation (each chunk of spoken
+//! words comes back as "[fr] the words"), one-way and two-way, with the `<end>` before or
+//! after the translation.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use serde_json::json;
+
+/// A script word, as the test expects it back.
+#[derive(Debug, Clone)]
+struct Said {
+    text: String,
+    start_ms: u64,
+    end_ms: u64,
+    /// The last word of its utterance.
+    last: bool,
+}
+
+/// The words of `script` whose utterances `keep` (by language, `None`: the session's).
+fn said(script: &Script, keep: impl Fn(Option<&str>) -> bool) -> Vec<Said> {
+    script
+        .utterances
+        .iter()
+        .filter(|u| keep(u.language.as_deref()))
+        .flat_map(|u| {
+            let n = u.words.len();
+            u.words.iter().enumerate().map(move |(i, w)| Said {
+                text: w.text.clone(),
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                last: i + 1 == n,
+            })
+        })
+        .collect()
+}
+
+/// The run of a sample-like pipeline with translation pads (one queue per branch, as after
+/// a demuxer): `languages` on translate_src_0, 1, …, set through the child proxy.
+struct Translated {
+    run: Run,
+    src: Recorder,
+    pads: Vec<Recorder>,
+}
+
+fn translate(server: &MockServer, extra: &str, languages: &[&str]) -> Translated {
+    let mut description = format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} {extra}",
+        sample_wav().display(),
+        server.url()
+    );
+    for (i, language) in languages.iter().enumerate() {
+        description.push_str(&format!(" translate_src_{i}::language-code={language}"));
+    }
+    description.push_str(" stt.src ! queue ! fakesink sync=false");
+    for i in 0..languages.len() {
+        description.push_str(&format!(
+            " stt.translate_src_{i} ! queue ! fakesink sync=false"
+        ));
+    }
+    let (pipeline, stt) = launch(&description);
+    let src = Recorder::attach(&stt);
+    let pads = (0..languages.len())
+        .map(|i| Recorder::attach_pad(&stt.static_pad(&format!("translate_src_{i}")).unwrap()))
+        .collect();
+    let run = run(&pipeline, WAIT);
+    Translated { run, src, pads }
+}
+
+/// Asserts that `seen` is exactly the translation of `words` into `target`: each buffer one
+/// chunk "[target] w1 w2 …" of consecutive words, in order, none missing or doubled, timed
+/// from its first word's start to its last word's end within 1 ms; a final-transcript after
+/// the chunk that ends each utterance, before anything else is pushed.
+fn assert_translated(seen: &[Seen], words: &[Said], target: &str) {
+    let prefix = format!("[{target}] ");
+    let mut next = 0;
+    let mut utterance_ended = false;
+    let mut chunks = 0;
+    for item in seen {
+        match item {
+            Seen::Word {
+                text,
+                pts,
+                duration,
+                meta,
+                ..
+            } => {
+                assert!(
+                    !utterance_ended,
+                    "a final-transcript goes after the chunk that ends an utterance, before {text:?}"
+                );
+                let chunk = text
+                    .strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("{text:?} is not a {target} translation"));
+                let first = next;
+                for word in chunk.split(' ') {
+                    let expected = words.get(next).unwrap_or_else(|| {
+                        panic!("{text:?}: more translated words than were said")
+                    });
+                    assert_eq!(word, expected.text, "in {text:?}");
+                    next += 1;
+                }
+                let (first, last) = (&words[first], &words[next - 1]);
+                let (pts, duration) = (pts.unwrap(), duration.unwrap());
+                assert!(
+                    pts.abs_diff(first.start_ms * MS) <= MS,
+                    "{text:?}: PTS {pts} vs its originals' start {} ms",
+                    first.start_ms
+                );
+                assert!(
+                    (pts + duration).abs_diff(last.end_ms * MS) <= MS,
+                    "{text:?}: end {} vs its originals' end {} ms",
+                    pts + duration,
+                    last.end_ms
+                );
+                let meta = meta.as_ref().expect("SonioxWordMeta");
+                assert_eq!(meta.get::<String>("language").unwrap(), target);
+                utterance_ended = last.last;
+                chunks += 1;
+            }
+            Seen::Custom(name) if name == "rstranscribe/final-transcript" => {
+                utterance_ended = false;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !utterance_ended,
+        "a final-transcript after the last utterance"
+    );
+    assert_eq!(next, words.len(), "every word said was translated, once");
+    assert!(chunks > 0);
+}
+
+fn languages_tagged(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Language(language) => Some(language.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn eos_count(seen: &[Seen]) -> usize {
+    seen.iter().filter(|s| matches!(s, Seen::Eos(_))).count()
+}
+
+fn one_way_french(late_translation: bool) {
+    let script = sample_script();
+    let server = server(script.clone(), |c| c.late_translation = late_translation);
+    let out = translate(&server, "", &["fr-FR"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 1, "one target: one session");
+    let request = sessions[0].start_request.clone().unwrap();
+    assert_eq!(
+        request["translation"],
+        json!({"type": "one_way", "target_language": "fr"})
+    );
+    // src: the original words, exactly once.
+    assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+    // The pad: the translation, timed by its originals.
+    let seen = out.pads[0].seen();
+    assert_translated(&seen, &said(&script, |_| true), "fr");
+    assert_eq!(languages_tagged(&seen), ["fr"]);
+    assert_eq!(eos_count(&seen), 1);
+    assert_eq!(eos_count(&out.src.seen()), 1);
+    assert!(
+        seen.iter().any(|s| matches!(s, Seen::Gap { .. })),
+        "GAPs over the silences"
+    );
+}
+
+#[test]
+fn one_way_french_gets_each_chunk_timed_by_its_originals() {
+    one_way_french(false);
+}
+
+#[test]
+fn a_translation_that_comes_after_its_end_keeps_the_final_transcript_after_it() {
+    one_way_french(true);
+}
+
+/// An English-Spanish conversation, one utterance each in turn, with a bit of French.
+fn bilingual() -> Script {
+    Script::parse(
+        "500 900 Good\n900 1500 morning.\n\n\
+         language es\n2500 2900 Buenos\n2900 3500 días.\n\n\
+         language fr\n4500 5000 Bonjour.\n\n\
+         6000 6400 How\n6400 6700 are\n6700 7200 you?\n\n\
+         language es\n8000 8500 Muy\n8500 9000 bien.\n",
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_way_gives_each_pad_the_translations_into_its_language() {
+    let script = bilingual();
+    let server = server(script.clone(), |_| {});
+    let out = translate(&server, "translation=two-way", &["en", "es"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 1, "two-way: one session");
+    assert_eq!(
+        sessions[0].start_request.clone().unwrap()["translation"],
+        json!({"type": "two_way", "language_a": "en", "language_b": "es"})
+    );
+    assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+    let from = |language: &'static str| move |l: Option<&str>| l.unwrap_or("en") == language;
+    // Spanish speech, translated into English, on the English pad; and the other way.
+    assert_translated(&out.pads[0].seen(), &said(&script, from("es")), "en");
+    assert_translated(&out.pads[1].seen(), &said(&script, from("en")), "es");
+    assert_eq!(languages_tagged(&out.pads[0].seen()), ["en"]);
+    assert_eq!(languages_tagged(&out.pads[1].seen()), ["es"]);
+}
+
+#[test]
+fn two_way_with_other_than_two_pads_is_an_error_naming_the_count() {
+    for languages in [&["en"][..], &["en", "es", "de"][..]] {
+        let server = server(bilingual(), |_| {});
+        let out = translate(&server, "translation=two-way", languages);
+        let (error, _) = out.run.error().expect("an error");
+        assert!(
+            error.contains(&format!(
+                "exactly two translation pads, and there are {}",
+                languages.len()
+            )),
+            "{error}"
+        );
+        assert!(server.sessions().is_empty(), "nothing was sent");
+    }
+}
+
+#[test]
+fn a_pad_with_no_language_while_audio_flows_is_an_error_naming_it() {
+    let server = server(sample_script(), |_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} \
+         stt.src ! queue ! fakesink stt.translate_src_0 ! queue ! fakesink",
+        sample_wav().display(),
+        server.url()
+    ));
+    let run = run(&pipeline, WAIT);
+    let (error, _) = run.error().expect("an error");
+    assert!(error.contains("translate_src_0 has no language"), "{error}");
+}
+
+#[test]
+fn one_way_into_two_languages_runs_a_session_for_each_and_keeps_src_single() {
+    let script = sample_script();
+    let server = server(script.clone(), |_| {});
+    let out = translate(&server, "", &["fr", "de"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let mut targets: Vec<serde_json::Value> = server
+        .sessions()
+        .iter()
+        .map(|s| s.start_request.clone().unwrap()["translation"]["target_language"].clone())
+        .collect();
+    targets.sort_by_key(|t| t.to_string());
+    assert_eq!(targets, [json!("de"), json!("fr")], "a session per target");
+    assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+    let all = said(&script, |_| true);
+    assert_translated(&out.pads[0].seen(), &all, "fr");
+    assert_translated(&out.pads[1].seen(), &all, "de");
+    // The bus carries the programme once: the German session posts only its translation.
+    let finals: String = out
+        .run
+        .structures("soniox/transcript")
+        .iter()
+        .map(|s| s.get::<String>("final").unwrap())
+        .collect();
+    assert_eq!(finals.matches("Hello").count(), 1, "{finals}");
+    let translated: String = out
+        .run
+        .structures("soniox/transcript")
+        .iter()
+        .map(|s| s.get::<String>("translation-final").unwrap())
+        .collect();
+    assert!(translated.contains("[fr] Hello,") && translated.contains("[de] Hello,"));
+}
+
+#[test]
+fn speech_already_in_the_target_reaches_its_pad_as_spoken() {
+    let script = Script::parse(
+        "500 900 Hello\n900 1500 there.\n\nlanguage fr\n2500 2900 Bonjour\n2900 3500 Paris.\n",
+    )
+    .unwrap();
+    let server = server(script.clone(), |_| {});
+    let out = translate(&server, "", &["fr"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let pad = words(&out.pads[0].seen());
+    let (translated, spoken) = pad.split_at(pad.len() - 2);
+    let translated: Vec<&str> = translated
+        .iter()
+        .map(|w| w.0.strip_prefix("[fr] ").unwrap())
+        .collect();
+    assert_eq!(translated.join(" "), "Hello there.");
+    let spoken: Vec<_> = spoken
+        .iter()
+        .map(|(t, p, d)| (t.as_str(), *p, *d))
+        .collect();
+    assert_eq!(
+        spoken,
+        [
+            ("Bonjour", Some(2500 * MS), Some(400 * MS)),
+            ("Paris.", Some(2900 * MS), Some(600 * MS))
+        ],
+        "the French words as spoken, timed as spoken"
+    );
+}
+
+#[test]
+fn translation_pads_answer_latency_with_translate_latency_more() {
+    init();
+    let pipeline = gst::parse::launch(
+        "audiotestsrc is-live=true ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! \
+         sonioxstt name=stt latency=2000 translate-latency=1500 url=ws://127.0.0.1:9/x api-key=k \
+         stt.src ! fakesink stt.translate_src_0 ! fakesink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let stt = pipeline.by_name("stt").unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let query = |pad: &str| {
+        let mut q = gst::query::Latency::new();
+        assert!(stt.static_pad(pad).unwrap().query(&mut q), "{pad} answers");
+        q.result()
+    };
+    let (live, min, _) = query("translate_src_0");
+    assert!(live);
+    assert_eq!(
+        min,
+        gst::ClockTime::from_mseconds(3500),
+        "no language yet, and it answers"
+    );
+    assert_eq!(query("src").1, gst::ClockTime::from_mseconds(2000));
+    let pad = stt.static_pad("translate_src_0").unwrap();
+    pad.set_property("language-code", "fr");
+    assert_eq!(
+        pad.property::<Option<String>>("language-code").as_deref(),
+        Some("fr")
+    );
+    // The child proxy reaches it by name, as gst-launch does.
+    let proxy = stt.dynamic_cast_ref::<gst::ChildProxy>().unwrap();
+    assert_eq!(
+        proxy
+            .child_property::<Option<String>>("translate_src_0::language-code")
+            .as_deref(),
+        Some("fr")
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
