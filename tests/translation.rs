@@ -355,3 +355,47 @@ fn translation_pads_answer_latency_with_translate_latency_more() {
     );
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// A stand-in that recognizes where in the sample each session's audio comes from (so
+/// replays and rotations hear the right words), translating late: each chunk in the
+/// message after its originals, so a connection can break in between.
+fn recognizing(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
+    server(sample_script(), |c| {
+        c.reference_audio = Some(std::sync::Arc::new(wav_data(&sample_wav())));
+        c.late_translation = true;
+        configure(c);
+    })
+}
+
+#[test]
+fn a_reconnect_replays_what_was_final_but_not_yet_translated() {
+    let script = sample_script();
+    for drop_ms in [3000, 4300, 6000, 7600, 9800] {
+        let server = recognizing(|c| {
+            c.session_faults = vec![vec![Fault::DropAt { audio_ms: drop_ms }]];
+        });
+        let out = translate(&server, "", &["fr"]);
+        assert!(out.run.eos, "drop at {drop_ms}: {:?}", out.run.error());
+        assert_eq!(
+            server.sessions().len(),
+            2,
+            "drop at {drop_ms}: one reconnect"
+        );
+        assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+        assert_translated(&out.pads[0].seen(), &said(&script, |_| true), "fr");
+    }
+}
+
+#[test]
+fn a_rotation_keeps_every_translated_chunk_once() {
+    let script = sample_script();
+    let server = recognizing(|_| {});
+    let out = translate(&server, "max-session-duration=7000", &["fr"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let sessions = server.sessions();
+    assert!(sessions.len() >= 2, "rotated");
+    // A rotation at the hard limit may cut a word: the session before heard it up to there.
+    let heard = heard_across_sessions(&script, &sessions);
+    assert_words_match(&out.src.words(), &heard, |ms| ms * MS);
+    assert_translated(&out.pads[0].seen(), &said(&heard, |_| true), "fr");
+}

@@ -27,6 +27,7 @@ use super::promise::Promise;
 use super::protocol::{Control, ServerMessage, ServiceError, Token};
 use super::replay::Replay;
 use super::session::{ApiKey, Pacing, SessionConfig, SessionError, SessionEvent};
+use super::untranslated::Untranslated;
 use super::writer::Writer;
 use crate::transcript::timeline::Timeline;
 
@@ -44,6 +45,9 @@ pub(super) struct Carry {
     pub broken: Option<String>,
     /// Soniox made some of the session's audio final.
     pub finalized_any: bool,
+    /// Input PTS up to which an earlier connection made the audio final: a replayed token
+    /// that ends by then is marked `replayed` (its original was pushed already).
+    pub resume_pts: Option<u64>,
 }
 
 /// How a connection ended, when it did not break.
@@ -61,7 +65,8 @@ pub(super) enum Outcome {
 #[derive(Debug)]
 pub(super) struct Broken {
     pub error: SessionError,
-    /// Soniox's `final_audio_proc_ms` on this connection: replay from there.
+    /// Soniox's `final_audio_proc_ms` on this connection (or earlier, where final originals
+    /// still wait for their translation): replay from there.
     pub final_ms: u64,
 }
 
@@ -106,6 +111,10 @@ pub(super) async fn run(
     let mut timeline = Timeline::new(config.bytes_per_second);
     let mut liveness = Liveness::new(Instant::now());
     let mut checker = Checker::new();
+    // Final originals whose translation has not come: the replay would start there.
+    let mut untranslated = Untranslated::default();
+    // What earlier connections made final (their replayed tokens are marked).
+    let resume_pts = carry.resume_pts;
     // For each finalize in flight, whether the element's user asked for it (a `<fin>`
     // answers each, in order).
     let mut requested_fins = std::collections::VecDeque::new();
@@ -180,16 +189,16 @@ pub(super) async fn run(
                     Some(Ok(Message::Text(text))) => {
                         let message = match ServerMessage::parse(&text) {
                             Ok(message) => message,
-                            Err(e) => return Err(lost(SessionError::Invalid(format!("{e} in {}", excerpt(&text))), checker.final_ms())),
+                            Err(e) => return Err(lost(SessionError::Invalid(format!("{e} in {}", excerpt(&text))), untranslated.replay_from(checker.final_ms()))),
                         };
                         if let Some(error) = message.error() {
-                            return Err(lost(SessionError::Service(error), checker.final_ms()));
+                            return Err(lost(SessionError::Service(error), untranslated.replay_from(checker.final_ms())));
                         }
                         // Rounded up: the service counts what it received, never more.
                         let sent_ms = queue.duration_ns(sent_bytes).div_ceil(1_000_000);
                         let message = match checker.check(message, sent_ms, carry.ended_audio) {
                             Ok(message) => message,
-                            Err(reason) => return Err(lost(SessionError::Invalid(reason), checker.final_ms())),
+                            Err(reason) => return Err(lost(SessionError::Invalid(reason), untranslated.replay_from(checker.final_ms()))),
                         };
                         carry.broken = None;
                         carry.finalized_any |= message.final_audio_proc_ms.is_some_and(|ms| ms > 0)
@@ -197,9 +206,10 @@ pub(super) async fn run(
                         for _ in message.tokens.iter().filter(|t| t.is_final && t.text == Token::FIN) {
                             liveness.fin();
                         }
+                        untranslated.observe(&message.tokens);
                         // The checker keeps both never going back.
                         if message.final_audio_proc_ms.is_some() {
-                            carry.replay.finalized(checker.final_ms());
+                            carry.replay.finalized(untranslated.replay_from(checker.final_ms()));
                         }
                         if message.total_audio_proc_ms.is_some() {
                             processed_bytes = queue.bytes_for_ms(checker.total_ms());
@@ -210,6 +220,8 @@ pub(super) async fn run(
                         for fin in results.tokens.iter_mut().filter(|t| t.is_final && t.text == Token::FIN) {
                             fin.requested = requested_fins.pop_front().unwrap_or(false);
                         }
+                        mark_replayed(&mut results.tokens, resume_pts);
+                        carry.resume_pts = carry.resume_pts.max(results.settled);
                         // No token will start before what is final, nor before the open word.
                         timeline.forget_before_ms(checker.final_ms().min(promise.settled_ms()));
                         let finished = message.finished;
@@ -310,7 +322,31 @@ pub(super) async fn run(
                 Ok(())
             }
         };
-        step.map_err(|error| lost(error, checker.final_ms()))?;
+        step.map_err(|error| lost(error, untranslated.replay_from(checker.final_ms())))?;
+    }
+}
+
+/// A replayed token may end this much past where the earlier connection made the audio
+/// final (timestamps of two connections, rounded to samples).
+const RESUME_SLACK_NS: u64 = 1_000_000;
+
+/// Marks the spoken tokens an earlier connection made final already (they end by
+/// `resume_pts`): a replay that goes back for a translation hears them again.
+fn mark_replayed(tokens: &mut [crate::transcript::token::Token], resume_pts: Option<u64>) {
+    let Some(resume) = resume_pts else {
+        return;
+    };
+    for token in tokens
+        .iter_mut()
+        .filter(|t| !t.is_marker() && !t.is_translation())
+    {
+        if token
+            .end
+            .or(token.pts)
+            .is_some_and(|end| end <= resume + RESUME_SLACK_NS)
+        {
+            token.replayed = true;
+        }
     }
 }
 

@@ -55,6 +55,7 @@ fn timed(token: &protocol::Token, timeline: &Timeline) -> Token {
         translation_status: token.translation_status.clone(),
         source_language: token.source_language.clone(),
         requested: false,
+        replayed: false,
     }
 }
 

@@ -12,4 +12,5 @@ pub mod promise;
 pub mod protocol;
 pub mod replay;
 pub mod session;
+mod untranslated;
 mod writer;

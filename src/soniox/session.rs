@@ -395,6 +395,7 @@ async fn supervise<T, W: Fn(Reported) -> T>(
         ended_audio: false,
         broken: None,
         finalized_any: false,
+        resume_pts: None,
     };
     let mut failures = 0u32;
     // Hold live audio while there is no connection that answers (again after each break).

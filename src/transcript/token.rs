@@ -23,6 +23,9 @@ pub struct Token {
     /// `<fin>` only: it answers a finalize that the element's user asked for (not one the
     /// element sent on its own to keep its latency).
     pub requested: bool,
+    /// Spoken audio that an earlier connection of the session made final already: it came
+    /// again in a replay (for the translation it still owed); its words were pushed.
+    pub replayed: bool,
 }
 
 impl Token {

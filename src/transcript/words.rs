@@ -78,6 +78,9 @@ pub struct WordAssembler {
     /// A new connection continues the utterance: its first token starts a new word even
     /// without a leading space (a session's first token has none).
     after_break: bool,
+    /// Spoken tokens since the last marker: some replayed (pushed already), some new.
+    replayed_since_marker: bool,
+    fresh_since_marker: bool,
 }
 
 #[derive(Debug)]
@@ -97,6 +100,23 @@ impl WordAssembler {
         let mut fed = Fed::default();
         self.interim.clear();
         for token in tokens {
+            if token.is_marker() {
+                // An utterance end replayed with the words it ended was handed out already.
+                let replayed = self.replayed_since_marker && !self.fresh_since_marker;
+                if token.is_final {
+                    self.replayed_since_marker = false;
+                    self.fresh_since_marker = false;
+                }
+                if replayed {
+                    continue;
+                }
+            } else if token.replayed {
+                // An earlier connection made it final: its word went out already.
+                self.replayed_since_marker = true;
+                continue;
+            } else if !token.is_translation() && !token.text.is_empty() {
+                self.fresh_since_marker |= token.is_final;
+            }
             if token.is_final && token.text == Token::END {
                 self.boundary(Boundary::Endpoint, &mut fed.out);
             } else if token.is_final && token.text == Token::FIN {
@@ -635,6 +655,40 @@ mod tests {
         assert_eq!(
             kinds,
             vec!["speaker 1", "Hi", "there", "speaker 2", "Hello", "|"]
+        );
+    }
+
+    #[test]
+    fn what_an_earlier_connection_made_final_is_not_handed_out_again() {
+        let mut a = WordAssembler::new();
+        let replayed = |text: &str, start: u64, end: u64| Token {
+            replayed: true,
+            ..tok(text, start, end, true)
+        };
+        let fed = a.feed(&[
+            replayed("One", 0, 300),
+            replayed(" two", 300, 600),
+            marker("<end>"),
+            tok(" Three", 1000, 1300, true),
+            marker("<end>"),
+        ]);
+        assert_eq!(fed.final_text, " Three");
+        assert_eq!(
+            words(&fed.out),
+            [("Three".to_string(), Some(1000), Some(1300))]
+        );
+        let ends: Vec<String> = fed
+            .out
+            .iter()
+            .filter_map(|a| match a {
+                Assembled::Boundary { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            ["Three"],
+            "the replayed utterance's end went out before"
         );
     }
 
