@@ -196,3 +196,133 @@ fn transcriberbin_rolls_up_the_whole_transcript_on_cc1() {
     let request = server.sessions()[0].start_request.clone().unwrap();
     assert_eq!(request["language_hints"][0], "de", "{request}");
 }
+
+/// The text of each CEA-708 service in `cc_data` (byte triplets), in the order it was
+/// written: printable characters, a new line for each carriage return. Window commands and
+/// their parameters are skipped (CEA-708-E §7); only what a viewer reads is kept.
+fn dtvcc_text(
+    cc_data: &[u8],
+    services: &mut std::collections::BTreeMap<u8, String>,
+    packet: &mut Vec<u8>,
+) {
+    for triplet in cc_data.chunks_exact(3) {
+        let (valid, kind) = (triplet[0] & 0x04 != 0, triplet[0] & 0x03);
+        if !valid || kind < 2 {
+            continue;
+        }
+        if kind == 3 {
+            dtvcc_packet(packet, services);
+            packet.clear();
+        }
+        packet.extend_from_slice(&triplet[1..]);
+    }
+}
+
+/// One DTVCC packet: a header byte, then service blocks.
+fn dtvcc_packet(packet: &[u8], services: &mut std::collections::BTreeMap<u8, String>) {
+    let Some((&header, mut rest)) = packet.split_first() else {
+        return;
+    };
+    let size = match header & 0x3f {
+        0 => 127,
+        code => code as usize * 2 - 1,
+    };
+    rest = &rest[..size.min(rest.len())];
+    while let Some((&block, after)) = rest.split_first() {
+        let (service, len) = (block >> 5, (block & 0x1f) as usize);
+        if service == 0 || len > after.len() {
+            break;
+        }
+        let text = services.entry(service).or_default();
+        let mut data = &after[..len];
+        while let Some((&c, more)) = data.split_first() {
+            // Bytes each code takes after itself.
+            let skip = match c {
+                0x0d => {
+                    text.push('\n');
+                    0
+                }
+                0x10 => 1,
+                0x11..=0x17 => 1,
+                0x18..=0x1f => 2,
+                0x00..=0x0f => 0,
+                0x20..=0x7e => {
+                    text.push(c as char);
+                    0
+                }
+                0x7f => 0,
+                0x80..=0x87 | 0x8e | 0x8f | 0x93..=0x96 => 0,
+                0x88..=0x8d => 1,
+                0x90 | 0x92 => 2,
+                0x91 => 3,
+                0x97 => 4,
+                0x98..=0x9f => 6,
+                0xa0..=0xff => {
+                    text.push(c as char);
+                    0
+                }
+            };
+            data = &more[skip.min(more.len())..];
+        }
+        rest = &after[len..];
+    }
+}
+
+/// transcriberbin's translation: the transcript on CEA-708 service 1 and sonioxstt's French
+/// translation pad on service 2 (`mux-method=cea708`; the 608 mux is missing on 1.22).
+#[test]
+fn transcriberbin_captions_the_transcript_and_its_translation_on_two_services() {
+    consumer_plugins();
+    let script = sample_script();
+    let server = server(script.clone(), |_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "transcriberbin name=tb mux-method=cea708 mode=roll-up2 latency=8000 \
+           translation-languages=\"languages, transcript=708_1, fr=708_2\" \
+           cc-caps=\"closedcaption/x-cea-708,format=cc_data\" \
+           transcriber=\"sonioxstt name=stt url={} api-key={KEY}\" \
+         videotestsrc num-buffers=660 ! video/x-raw,width=160,height=120,framerate=30000/1001 \
+           ! tb.sink_video \
+         filesrc location={} ! wavparse ! tb.sink_audio \
+         tb.src_video ! ccextractor name=cc \
+         cc.caption ! queue ! ccconverter ! closedcaption/x-cea-708,format=cc_data ! fakesink name=out \
+         cc.src ! queue ! fakesink \
+         tb.src_audio ! queue ! fakesink",
+        server.url(),
+        sample_wav().display(),
+    ));
+    let sink = pipeline.by_name("out").unwrap();
+    sink.set_property("signal-handoffs", true);
+    let services = Arc::new(Mutex::new((std::collections::BTreeMap::new(), Vec::new())));
+    let into = services.clone();
+    sink.connect("handoff", false, move |args| {
+        let buffer = args[1].get::<gst::Buffer>().unwrap();
+        let map = buffer.map_readable().unwrap();
+        let mut guard = into.lock().unwrap();
+        let (services, packet) = &mut *guard;
+        dtvcc_text(&map, services, packet);
+        None
+    });
+    let run = run(&pipeline, std::time::Duration::from_secs(90));
+    assert!(run.eos, "{:?}", run.error());
+    let request = server.sessions()[0].start_request.clone().unwrap();
+    assert_eq!(
+        request["translation"],
+        serde_json::json!({"type": "one_way", "target_language": "fr"})
+    );
+    let mut guard = services.lock().unwrap();
+    let (services, packet) = &mut *guard;
+    dtvcc_packet(packet, services); // the last one
+    let words_on = |service: u8| -> Vec<String> {
+        services
+            .get(&service)
+            .map(|t| t.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let spoken = script_words(&script);
+    // Service 1: the transcript, every word in order.
+    assert_eq!(words_on(1), spoken, "{services:?}");
+    // Service 2: the translation chunks, "[fr]" and the words they translate.
+    let translated: Vec<String> = words_on(2).into_iter().filter(|w| w != "[fr]").collect();
+    assert_eq!(translated, spoken, "{services:?}");
+    assert!(words_on(2).contains(&"[fr]".to_string()));
+}
