@@ -399,3 +399,85 @@ fn a_rotation_keeps_every_translated_chunk_once() {
     assert_words_match(&out.src.words(), &heard, |ms| ms * MS);
     assert_translated(&out.pads[0].seen(), &said(&heard, |_| true), "fr");
 }
+
+/// Live: each chunk reaches its pad within `latency + translate-latency` of its originals'
+/// audio, also the last chunk of a sentence, which only its deadline can complete (the next
+/// original comes after a pause longer than that).
+#[test]
+fn live_translations_keep_latency_plus_translate_latency() {
+    const RATE: u64 = 16_000;
+    const CHUNK_MS: u64 = 20;
+    const BUDGET_MS: u64 = 1500 + 500;
+    let script = sample_script();
+    let server = server(script.clone(), |c| c.late_translation = true);
+    let stt = element(&server);
+    stt.set_property("latency", 1500u32);
+    stt.set_property("translate-latency", 500u32);
+    let pad = stt.request_pad_simple("translate_src_0").unwrap();
+    pad.set_property("language-code", "fr");
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .unwrap();
+    sink.set_state(gst::State::Playing).unwrap();
+    pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+    let translated = Recorder::attach_pad(&pad);
+    let (mut h, _bus) = harness(&stt, &s16_caps(RATE as i32));
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(CHUNK_MS));
+    let mut query = gst::query::Latency::new();
+    assert!(pad.query(&mut query));
+    assert_eq!(
+        query.result().1,
+        gst::ClockTime::from_mseconds(CHUNK_MS + BUDGET_MS)
+    );
+
+    let (pushed_at, _) = push_live(&mut h, &wav_data(&sample_wav()), RATE, CHUNK_MS);
+    h.push_event(gst::event::Eos::new());
+    assert!(translated.wait_eos(WAIT));
+    assert_translated(&translated.seen(), &said(&script, |_| true), "fr");
+    for (seen, at) in translated.seen_at() {
+        let Seen::Word { text, pts, .. } = seen else {
+            continue;
+        };
+        let chunk = (pts.unwrap() / MS / CHUNK_MS) as usize;
+        let delay = at - pushed_at[chunk];
+        assert!(
+            delay <= std::time::Duration::from_millis(BUDGET_MS + 200),
+            "{text} reached its pad {delay:?} after its audio was pushed"
+        );
+    }
+    sink.set_state(gst::State::Null).unwrap();
+}
+
+/// `granularity=sentence` on a translation pad: cues of whole chunks, at most two lines of
+/// 42 characters, never overlapping, holding the whole translation in order.
+#[test]
+fn sentence_cues_on_a_translation_pad_hold_the_whole_translation() {
+    let script = sample_script();
+    let server = server(script.clone(), |_| {});
+    let out = translate(&server, "granularity=sentence", &["fr"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let cues = words(&out.pads[0].seen());
+    let mut end = 0;
+    for (text, pts, duration) in &cues {
+        assert!(text.lines().count() <= 2, "{text:?}");
+        assert!(text.lines().all(|l| l.chars().count() <= 42), "{text:?}");
+        let pts = pts.unwrap();
+        assert!(pts >= end, "{text:?} overlaps the cue before");
+        end = pts + duration.unwrap();
+    }
+    let all: Vec<String> = cues
+        .iter()
+        .flat_map(|(text, _, _)| text.split_whitespace().map(str::to_string))
+        .filter(|w| w != "[fr]")
+        .collect();
+    let spoken: Vec<String> = script.words().map(|w| w.text.clone()).collect();
+    assert_eq!(all, spoken);
+    let posted = out.run.structures("soniox/cue");
+    assert!(posted
+        .iter()
+        .any(|c| c.get::<String>("pad").unwrap() == "translate_src_0"));
+    // Cues are fewer than chunks: chunks of one sentence share a cue.
+    assert!(cues.len() < spoken.len(), "{cues:?}");
+}
