@@ -481,3 +481,94 @@ fn sentence_cues_on_a_translation_pad_hold_the_whole_translation() {
     // Cues are fewer than chunks: chunks of one sentence share a cue.
     assert!(cues.len() < spoken.len(), "{cues:?}");
 }
+
+/// At input time 6 s, a translation pad is requested (and linked) while the file plays: the
+/// element rotates to a translating session at the next pause, or 5 s of audio later if no
+/// pause shows (as with a file sent ahead of what Soniox has heard), losing no word.
+#[test]
+fn a_pad_requested_while_playing_takes_effect_at_the_next_cut() {
+    use std::sync::{Arc, Mutex};
+    let script = sample_script();
+    let server = recognizing(|_| {});
+    let (pipeline, stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} \
+         ! queue ! fakesink sync=false",
+        sample_wav().display(),
+        server.url()
+    ));
+    let src = Recorder::attach(&stt);
+    let added: Arc<Mutex<Option<Recorder>>> = Arc::default();
+    let into = added.clone();
+    let weak = pipeline.downgrade();
+    stt.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let (Some(pts), Some(pipeline)) = (buffer.pts(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if pts < gst::ClockTime::from_seconds(6) || into.lock().unwrap().is_some() {
+                return gst::PadProbeReturn::Ok;
+            }
+            let stt = pipeline.by_name("stt").unwrap();
+            let pad = stt.request_pad_simple("translate_src_%u").unwrap();
+            pad.set_property("language-code", "fr");
+            *into.lock().unwrap() = Some(Recorder::attach_pad(&pad));
+            let queue = gst::ElementFactory::make("queue").build().unwrap();
+            // async=false: a sink added to a playing pipeline must not take it back to PAUSED
+            // while it waits for its first buffer.
+            let sink = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                .unwrap();
+            pipeline.add_many([&queue, &sink]).unwrap();
+            queue.link(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            queue.sync_state_with_parent().unwrap();
+            pad.link(&queue.static_pad("sink").unwrap()).unwrap();
+            gst::PadProbeReturn::Remove
+        });
+    let run = run(&pipeline, WAIT);
+    assert!(run.eos, "{:?}", run.error());
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2, "one rotation");
+    assert!(sessions[0].start_request.clone().unwrap()["translation"].is_null());
+    assert_eq!(
+        sessions[1].start_request.clone().unwrap()["translation"],
+        json!({"type": "one_way", "target_language": "fr"})
+    );
+    let rotated = run.structures("soniox/session");
+    assert!(
+        rotated
+            .iter()
+            .any(|s| s.get::<String>("event").unwrap() == "rotated"
+                && s.get::<String>("reason").unwrap() == "translation pads changed"),
+        "{rotated:?}"
+    );
+    let cut = sessions[1]
+        .stream_offset_ms
+        .expect("the second session was placed");
+    assert!(
+        (6000 - 600..=11_000 + 600).contains(&cut),
+        "after the request, within 5 s: {cut} ms"
+    );
+    // Every word once (a word the cut went through was heard by the first session to there).
+    let heard = heard_across_sessions(&script, &sessions);
+    assert_words_match(&src.words(), &heard, |ms| ms * MS);
+    let after: Vec<Said> = said(&script, |_| true)
+        .into_iter()
+        .filter(|w| w.start_ms >= cut)
+        .collect();
+    let recorder = added
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the pad was requested");
+    let seen = recorder.seen();
+    assert_translated(&seen, &after, "fr");
+    assert_eq!(languages_tagged(&seen), ["fr"]);
+    assert_eq!(eos_count(&seen), 1);
+}

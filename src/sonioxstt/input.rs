@@ -29,8 +29,10 @@ const NO_ENDPOINT: u64 = u64::MAX;
 /// Audio this close after an endpoint (ns) is taken to be in the pause that followed it.
 const ENDPOINT_FRESH_NS: u64 = 500_000_000;
 
-/// Audio this much past a change of the translation pads rotates even without a pause.
-const CHANGE_WITHOUT_PAUSE: Duration = Duration::from_secs(30);
+/// Audio this much past a change of the translation pads rotates even without a pause (the
+/// element tells a pause only from a fresh endpoint, which non-live input, sent ahead of
+/// what Soniox has heard, rarely gives).
+const CHANGE_WITHOUT_PAUSE: Duration = Duration::from_secs(5);
 
 /// A stream's Soniox sessions, fed the same audio: the one that transcribes (and translates
 /// into the first target), and one per further one-way target (contract §4a).
