@@ -32,6 +32,8 @@ const PROPERTIES: &[&str] = &[
     "granularity",
     "max-cue-chars",
     "max-cue-duration",
+    "translation",
+    "translate-latency",
 ];
 
 fn inspect() -> String {

@@ -193,7 +193,7 @@ impl Lane {
         now: Instant,
     ) -> Result<(), gst::FlowError> {
         let budget = self.budget(imp);
-        if !self.deadline(ctx, budget).is_some_and(|d| d <= now) {
+        if self.deadline(ctx, budget).is_none_or(|d| d > now) {
             return Ok(());
         }
         if let Source::Translation(translator) = &mut self.source {
