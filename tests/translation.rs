@@ -572,3 +572,138 @@ fn a_pad_requested_while_playing_takes_effect_at_the_next_cut() {
     assert_eq!(languages_tagged(&seen), ["fr"]);
     assert_eq!(eos_count(&seen), 1);
 }
+
+/// Runs the sample with a French pad (its branch queued) and, when the input reaches 6 s,
+/// `change` on the pad and its branch (from the streaming thread, as an application's probe
+/// would); returns the run, the src and pad recorders.
+fn change_at_6s(
+    server: &MockServer,
+    change: impl Fn(&gst::Pipeline, &gst::Element, &gst::Pad) + Send + Sync + 'static,
+) -> (Run, Recorder, Recorder) {
+    let (pipeline, stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} \
+         translate_src_0::language-code=fr \
+         stt.src ! queue ! fakesink sync=false \
+         stt.translate_src_0 ! queue name=branch ! fakesink sync=false",
+        sample_wav().display(),
+        server.url()
+    ));
+    let src = Recorder::attach(&stt);
+    let pad = stt.static_pad("translate_src_0").unwrap();
+    let translated = Recorder::attach_pad(&pad);
+    let weak = pipeline.downgrade();
+    stt.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let (Some(pts), Some(pipeline)) = (buffer.pts(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if pts < gst::ClockTime::from_seconds(6) {
+                return gst::PadProbeReturn::Ok;
+            }
+            let stt = pipeline.by_name("stt").unwrap();
+            change(&pipeline, &stt, &stt.static_pad("translate_src_0").unwrap());
+            gst::PadProbeReturn::Remove
+        });
+    let run = run(&pipeline, WAIT);
+    (run, src, translated)
+}
+
+/// The translated words of `seen`, in order, without the "[xx]" marks, with their languages.
+fn translated_words(seen: &[Seen]) -> Vec<(String, String)> {
+    words(seen)
+        .iter()
+        .flat_map(|(text, _, _)| {
+            let (mark, rest) = text.split_once(' ').unwrap();
+            let language = mark.trim_matches(['[', ']']).to_string();
+            rest.split(' ')
+                .map(move |w| (w.to_string(), language.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_pad_given_another_language_while_playing_switches_at_the_next_cut() {
+    let script = sample_script();
+    let server = recognizing(|_| {});
+    let (run, src, pad) = change_at_6s(&server, |_, _, pad| {
+        pad.set_property("language-code", "de");
+    });
+    assert!(run.eos, "{:?}", run.error());
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2, "one rotation");
+    assert_eq!(
+        sessions[1].start_request.clone().unwrap()["translation"]["target_language"],
+        "de"
+    );
+    let heard = heard_across_sessions(&script, &sessions);
+    assert_words_match(&src.words(), &heard, |ms| ms * MS);
+    let cut = sessions[1].stream_offset_ms.unwrap();
+    // French up to the cut, German after it; every word once.
+    let expected: Vec<(String, String)> = heard
+        .words()
+        .map(|w| {
+            let language = if w.start_ms < cut { "fr" } else { "de" };
+            (w.text.clone(), language.to_string())
+        })
+        .collect();
+    let seen = pad.seen();
+    assert_eq!(translated_words(&seen), expected);
+    assert_eq!(languages_tagged(&seen), ["fr", "de"]);
+    assert_eq!(eos_count(&seen), 1);
+}
+
+#[test]
+fn a_pad_released_while_playing_ends_its_translation_at_the_next_cut() {
+    let script = sample_script();
+    let server = recognizing(|_| {});
+    let (run, src, pad) = change_at_6s(&server, |pipeline, stt, pad| {
+        let branch = pipeline.by_name("branch").unwrap();
+        let sink = branch.static_pad("sink").unwrap();
+        pad.unlink(&sink).unwrap();
+        stt.release_request_pad(pad);
+        // The application ends the branch it cut off.
+        sink.send_event(gst::event::Eos::new());
+    });
+    assert!(run.eos, "{:?}", run.error());
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 2, "one rotation");
+    assert!(sessions[1].start_request.clone().unwrap()["translation"].is_null());
+    let heard = heard_across_sessions(&script, &sessions);
+    assert_words_match(&src.words(), &heard, |ms| ms * MS);
+    // What went out before the release is French, in order, each word at most once.
+    let before: Vec<String> = translated_words(&pad.seen())
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let said: Vec<String> = heard.words().map(|w| w.text.clone()).collect();
+    assert!(said.starts_with(&before), "{before:?}");
+}
+
+#[test]
+fn speaker_changes_reach_the_translation_pad_before_the_new_speakers_chunk() {
+    let script = Script::parse(
+        "speaker 1\n500 900 Hello\n900 1500 there.\n\nspeaker 2\n2500 2900 Hi\n2900 3500 back.\n",
+    )
+    .unwrap();
+    let server = server(script.clone(), |_| {});
+    let out = translate(&server, "enable-speaker-diarization=true", &["fr"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    let order: Vec<String> = out.pads[0]
+        .seen()
+        .iter()
+        .filter_map(|s| match s {
+            Seen::SpeakerChange(speaker) => Some(format!("speaker {speaker}")),
+            Seen::Word { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let first_hi = order.iter().position(|t| t.contains("Hi")).unwrap();
+    assert_eq!(order[0], "speaker 1");
+    assert_eq!(order[first_hi - 1], "speaker 2", "{order:?}");
+    assert_eq!(order.iter().filter(|t| t.starts_with("speaker")).count(), 2);
+}

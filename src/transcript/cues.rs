@@ -38,6 +38,22 @@ pub struct Cue {
     pub words: usize,
 }
 
+impl From<Word> for Cue {
+    /// A word as a buffer of its own (`granularity=word`).
+    fn from(word: Word) -> Cue {
+        Cue {
+            text: word.text,
+            pts: word.pts,
+            end: word.end,
+            sent: word.sent,
+            confidence: word.confidence,
+            speaker: word.speaker,
+            language: word.language,
+            words: 1,
+        }
+    }
+}
+
 /// The cue limits (contract §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -272,24 +272,7 @@ impl Lane {
     ) -> Result<(), gst::FlowError> {
         let translated = self.is_translation();
         let Some(cues) = self.cues.as_mut() else {
-            if let Some(end) = word.end {
-                self.covered = self.covered.max(Some(end));
-            }
-            let meta = WordMeta {
-                confidence: word.confidence,
-                speaker: word.speaker,
-                language: word.language,
-                session: ctx.connection,
-            };
-            let text = Text {
-                text: word.text,
-                pts: word.pts,
-                end: word.end,
-                sent: word.sent,
-                discont: std::mem::take(&mut self.discont),
-                meta,
-            };
-            return pad.push_text(imp, text, ctx.live);
+            return self.push(imp, pad, ctx, Cue::from(word));
         };
         let parts = if translated {
             split_to_fit(word, self.max_cue_chars)
@@ -326,9 +309,6 @@ impl Lane {
         ctx: &Context,
         cue: Cue,
     ) -> Result<(), gst::FlowError> {
-        if let Some(end) = cue.end {
-            self.covered = self.covered.max(Some(end));
-        }
         let name = pad.pad().name();
         imp.post_with(|| {
             messages::cue(
@@ -340,6 +320,20 @@ impl Lane {
                 cue.language.as_deref(),
             )
         });
+        self.push(imp, pad, ctx, cue)
+    }
+
+    /// Pushes one buffer: a word, or a cue.
+    fn push(
+        &mut self,
+        imp: &SonioxStt,
+        pad: &mut PadWriter,
+        ctx: &Context,
+        cue: Cue,
+    ) -> Result<(), gst::FlowError> {
+        if let Some(end) = cue.end {
+            self.covered = self.covered.max(Some(end));
+        }
         let text = Text {
             text: cue.text,
             pts: cue.pts,
