@@ -46,6 +46,14 @@ struct Translated {
     pads: Vec<Recorder>,
 }
 
+/// `script` (its text) through [`translate`], which must end in EOS.
+fn translate_script(script: &str, extra: &str, languages: &[&str]) -> Translated {
+    let server = server(Script::parse(script).unwrap(), |_| {});
+    let out = translate(&server, extra, languages);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    out
+}
+
 fn translate(server: &MockServer, extra: &str, languages: &[&str]) -> Translated {
     let mut description = format!(
         "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} {extra}",
@@ -285,13 +293,11 @@ fn one_way_into_two_languages_runs_a_session_for_each_and_keeps_src_single() {
 
 #[test]
 fn speech_already_in_the_target_reaches_its_pad_as_spoken() {
-    let script = Script::parse(
+    let out = translate_script(
         "500 900 Hello\n900 1500 there.\n\nlanguage fr\n2500 2900 Bonjour\n2900 3500 Paris.\n",
-    )
-    .unwrap();
-    let server = server(script.clone(), |_| {});
-    let out = translate(&server, "", &["fr"]);
-    assert!(out.run.eos, "{:?}", out.run.error());
+        "",
+        &["fr"],
+    );
     let pad = words(&out.pads[0].seen());
     let (translated, spoken) = pad.split_at(pad.len() - 2);
     let translated: Vec<&str> = translated
@@ -499,38 +505,24 @@ fn a_pad_requested_while_playing_takes_effect_at_the_next_cut() {
     let src = Recorder::attach(&stt);
     let added: Arc<Mutex<Option<Recorder>>> = Arc::default();
     let into = added.clone();
-    let weak = pipeline.downgrade();
-    stt.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-                return gst::PadProbeReturn::Ok;
-            };
-            let (Some(pts), Some(pipeline)) = (buffer.pts(), weak.upgrade()) else {
-                return gst::PadProbeReturn::Ok;
-            };
-            if pts < gst::ClockTime::from_seconds(6) || into.lock().unwrap().is_some() {
-                return gst::PadProbeReturn::Ok;
-            }
-            let stt = pipeline.by_name("stt").unwrap();
-            let pad = stt.request_pad_simple("translate_src_%u").unwrap();
-            pad.set_property("language-code", "fr");
-            *into.lock().unwrap() = Some(Recorder::attach_pad(&pad));
-            let queue = gst::ElementFactory::make("queue").build().unwrap();
-            // async=false: a sink added to a playing pipeline must not take it back to PAUSED
-            // while it waits for its first buffer.
-            let sink = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-                .unwrap();
-            pipeline.add_many([&queue, &sink]).unwrap();
-            queue.link(&sink).unwrap();
-            sink.sync_state_with_parent().unwrap();
-            queue.sync_state_with_parent().unwrap();
-            pad.link(&queue.static_pad("sink").unwrap()).unwrap();
-            gst::PadProbeReturn::Remove
-        });
+    at_6s(&pipeline, &stt, move |pipeline, stt| {
+        let pad = stt.request_pad_simple("translate_src_%u").unwrap();
+        pad.set_property("language-code", "fr");
+        *into.lock().unwrap() = Some(Recorder::attach_pad(&pad));
+        let queue = gst::ElementFactory::make("queue").build().unwrap();
+        // async=false: a sink added to a playing pipeline must not take it back to PAUSED
+        // while it waits for its first buffer.
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .property("async", false)
+            .build()
+            .unwrap();
+        pipeline.add_many([&queue, &sink]).unwrap();
+        queue.link(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        queue.sync_state_with_parent().unwrap();
+        pad.link(&queue.static_pad("sink").unwrap()).unwrap();
+    });
     let run = run(&pipeline, WAIT);
     assert!(run.eos, "{:?}", run.error());
     let sessions = server.sessions();
@@ -573,6 +565,34 @@ fn a_pad_requested_while_playing_takes_effect_at_the_next_cut() {
     assert_eq!(eos_count(&seen), 1);
 }
 
+/// Calls `f` once, from the streaming thread (as an application's probe would), when the
+/// input of `stt` reaches 6 s.
+fn at_6s(
+    pipeline: &gst::Pipeline,
+    stt: &gst::Element,
+    f: impl Fn(&gst::Pipeline, &gst::Element) + Send + Sync + 'static,
+) {
+    let weak = pipeline.downgrade();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    stt.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let (Some(pts), Some(pipeline)) = (buffer.pts(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if pts < gst::ClockTime::from_seconds(6)
+                || done.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                return gst::PadProbeReturn::Ok;
+            }
+            f(&pipeline, &pipeline.by_name("stt").unwrap());
+            gst::PadProbeReturn::Remove
+        });
+}
+
 /// Runs the sample with a French pad (its branch queued) and, when the input reaches 6 s,
 /// `change` on the pad and its branch (from the streaming thread, as an application's probe
 /// would); returns the run, the src and pad recorders.
@@ -591,23 +611,9 @@ fn change_at_6s(
     let src = Recorder::attach(&stt);
     let pad = stt.static_pad("translate_src_0").unwrap();
     let translated = Recorder::attach_pad(&pad);
-    let weak = pipeline.downgrade();
-    stt.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-                return gst::PadProbeReturn::Ok;
-            };
-            let (Some(pts), Some(pipeline)) = (buffer.pts(), weak.upgrade()) else {
-                return gst::PadProbeReturn::Ok;
-            };
-            if pts < gst::ClockTime::from_seconds(6) {
-                return gst::PadProbeReturn::Ok;
-            }
-            let stt = pipeline.by_name("stt").unwrap();
-            change(&pipeline, &stt, &stt.static_pad("translate_src_0").unwrap());
-            gst::PadProbeReturn::Remove
-        });
+    at_6s(&pipeline, &stt, move |pipeline, stt| {
+        change(pipeline, stt, &stt.static_pad("translate_src_0").unwrap());
+    });
     let run = run(&pipeline, WAIT);
     (run, src, translated)
 }
@@ -686,13 +692,11 @@ fn a_pad_released_while_playing_ends_its_translation_at_the_next_cut() {
 
 #[test]
 fn speaker_changes_reach_the_translation_pad_before_the_new_speakers_chunk() {
-    let script = Script::parse(
+    let out = translate_script(
         "speaker 1\n500 900 Hello\n900 1500 there.\n\nspeaker 2\n2500 2900 Hi\n2900 3500 back.\n",
-    )
-    .unwrap();
-    let server = server(script.clone(), |_| {});
-    let out = translate(&server, "enable-speaker-diarization=true", &["fr"]);
-    assert!(out.run.eos, "{:?}", out.run.error());
+        "enable-speaker-diarization=true",
+        &["fr"],
+    );
     let order: Vec<String> = out.pads[0]
         .seen()
         .iter()

@@ -272,7 +272,7 @@ impl Lane {
     ) -> Result<(), gst::FlowError> {
         let translated = self.is_translation();
         let Some(cues) = self.cues.as_mut() else {
-            return self.push(imp, pad, ctx, Cue::from(word));
+            return self.push(imp, pad, ctx, Cue::from(word), false);
         };
         let parts = if translated {
             split_to_fit(word, self.max_cue_chars)
@@ -309,28 +309,31 @@ impl Lane {
         ctx: &Context,
         cue: Cue,
     ) -> Result<(), gst::FlowError> {
-        let name = pad.pad().name();
-        imp.post_with(|| {
-            messages::cue(
-                &name,
-                &cue.text,
-                cue.pts,
-                cue.end,
-                cue.speaker.as_deref(),
-                cue.language.as_deref(),
-            )
-        });
-        self.push(imp, pad, ctx, cue)
+        self.push(imp, pad, ctx, cue, true)
     }
 
-    /// Pushes one buffer: a word, or a cue.
+    /// Pushes one buffer: a word, or a cue (`posted` on the bus as `soniox/cue`).
     fn push(
         &mut self,
         imp: &SonioxStt,
         pad: &mut PadWriter,
         ctx: &Context,
         cue: Cue,
+        posted: bool,
     ) -> Result<(), gst::FlowError> {
+        if posted {
+            let name = pad.pad().name();
+            imp.post_with(|| {
+                messages::cue(
+                    &name,
+                    &cue.text,
+                    cue.pts,
+                    cue.end,
+                    cue.speaker.as_deref(),
+                    cue.language.as_deref(),
+                )
+            });
+        }
         if let Some(end) = cue.end {
             self.covered = self.covered.max(Some(end));
         }
