@@ -178,7 +178,8 @@ fn one_way_french(late_translation: bool) {
     assert_eq!(eos_count(&seen), 1);
     assert_eq!(eos_count(&out.src.seen()), 1);
     assert!(
-        seen.iter().any(|s| matches!(s, Seen::Gap { .. })),
+        seen.iter()
+            .any(|s| matches!(s, Seen::Gap { duration: Some(d), .. } if *d > 0)),
         "GAPs over the silences"
     );
 }
@@ -710,4 +711,21 @@ fn speaker_changes_reach_the_translation_pad_before_the_new_speakers_chunk() {
     assert_eq!(order[0], "speaker 1");
     assert_eq!(order[first_hi - 1], "speaker 2", "{order:?}");
     assert_eq!(order.iter().filter(|t| t.starts_with("speaker")).count(), 2);
+}
+
+/// One thread pushes all the pads: a sink that waits for PLAYING behind a tiny queue must not
+/// keep the other pads' sinks from prerolling (each pad gets an empty GAP at the start).
+#[test]
+fn a_full_queue_on_src_does_not_keep_the_translation_sinks_from_prerolling() {
+    let server = server(sample_script(), |_| {});
+    let (pipeline, _stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt pace=0 url={} api-key={KEY} \
+         translate_src_0::language-code=fr translate_src_1::language-code=de \
+         stt.src ! queue max-size-buffers=1 max-size-bytes=0 max-size-time=0 ! fakesink \
+         stt.translate_src_0 ! queue ! fakesink stt.translate_src_1 ! queue ! fakesink",
+        sample_wav().display(),
+        server.url()
+    ));
+    let run = run(&pipeline, WAIT);
+    assert!(run.eos, "{:?}", run.error());
 }

@@ -92,6 +92,11 @@ impl PadWriter {
         self.position = Some(self.position.map_or(end, |p| p.max(end)));
     }
 
+    /// An empty GAP at `at`: lets the sink preroll, promises nothing.
+    pub fn preroll(&mut self, imp: &SonioxStt, at: u64) {
+        self.push_gap(imp, self.position.map_or(at, |p| p.max(at)), Some(0));
+    }
+
     /// A GAP from `start` (not before what was pushed already) for `duration`.
     pub fn push_gap(&mut self, imp: &SonioxStt, start: u64, duration: Option<u64>) {
         let Some(start) = clock_time(start) else {
@@ -232,6 +237,12 @@ impl Writers {
                 for event in start.iter().chain(&self.caps).chain(&self.segment) {
                     writer.push_event(imp, event.clone());
                 }
+                // Mid-stream: from where `src` has got to.
+                if self.segment.is_some() {
+                    if let Some(at) = self.src.position.or_else(|| self.segment_start()) {
+                        writer.preroll(imp, at);
+                    }
+                }
                 self.translations.push(writer);
                 self.translations.len() - 1
             }
@@ -282,6 +293,7 @@ impl Writers {
             gst::EventView::Gap(_) | gst::EventView::Eos(_) => true,
             _ => false,
         };
+        let mut prerolls = Vec::new();
         if all {
             let pads: Vec<TranslateSrcPad> = imp
                 .obj()
@@ -312,9 +324,28 @@ impl Writers {
                 if let (gst::EventType::Segment, Some(language)) = (event.type_(), pad.language()) {
                     writer.tag(imp, &language);
                 }
+                prerolls.push(pad);
             }
         }
+        let segment = event.type_() == gst::EventType::Segment;
         self.src.push_event(imp, event);
+        // One thread pushes all the pads: every pad's sink must be able to preroll before
+        // any of them waits for PLAYING (a queue after one pad fills up while another's
+        // text is still to come), so each gets an empty GAP at the segment's start.
+        if let (true, false, Some(start)) = (segment, prerolls.is_empty(), self.segment_start()) {
+            self.src.preroll(imp, start);
+            for pad in prerolls {
+                self.translation(imp, pad.upcast_ref()).preroll(imp, start);
+            }
+        }
+    }
+
+    fn segment_start(&self) -> Option<u64> {
+        let gst::EventView::Segment(segment) = self.segment.as_ref()?.view() else {
+            return None;
+        };
+        let segment = segment.segment().downcast_ref::<gst::ClockTime>()?;
+        Some(segment.start().map_or(0, gst::ClockTime::nseconds))
     }
 }
 
