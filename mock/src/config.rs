@@ -67,6 +67,11 @@ pub struct MockConfig {
     /// the one with its originals (and so after their `<end>`), as Soniox may send it. Default
     /// `false`: right after its originals, in the same message.
     pub late_translation: bool,
+    /// The async API: how long a transcription job takes from its creation to `completed`
+    /// (queued for the first third). Default [`crate::jobs::DEFAULT_JOB_DELAY`].
+    pub job_delay: Duration,
+    /// The async API's misbehaviours.
+    pub job_faults: Vec<crate::jobs::JobFault>,
 }
 
 impl fmt::Debug for MockConfig {
@@ -92,6 +97,8 @@ impl fmt::Debug for MockConfig {
             .field("keep_audio", &self.keep_audio)
             .field("quiet", &self.quiet)
             .field("late_translation", &self.late_translation)
+            .field("job_delay", &self.job_delay)
+            .field("job_faults", &self.job_faults)
             .finish()
     }
 }
@@ -116,6 +123,8 @@ impl MockConfig {
             keep_audio: true,
             quiet: false,
             late_translation: false,
+            job_delay: crate::jobs::DEFAULT_JOB_DELAY,
+            job_faults: Vec::new(),
         }
     }
 

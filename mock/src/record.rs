@@ -221,6 +221,8 @@ pub(crate) struct Shared {
     pub keys: crate::keys::KeyStore,
     /// Every REST request, in order.
     rest: Mutex<Vec<RestRequest>>,
+    /// The async API's files and transcriptions.
+    pub jobs: Mutex<crate::jobs::Jobs>,
     /// TLS handshakes that failed (counted before any upgrade, so without a record).
     tls_failures: Mutex<usize>,
     /// Indices into `MockConfig::stream_faults` that have fired.

@@ -1,14 +1,15 @@
 //! The REST API on a port of its own (Soniox serves it from another host than the
-//! WebSocket): `POST /v1/auth/temporary-api-key`, with Soniox's validation and error shape
-//! (`status_code`, `error_type`, `message`, `validation_errors`, `request_id`).
+//! WebSocket): `POST /v1/auth/temporary-api-key`, and the async API (see [`crate::jobs`]),
+//! with Soniox's validation and error shape (`status_code`, `error_type`, `message`,
+//! `validation_errors`, `request_id`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
@@ -32,6 +33,13 @@ pub(crate) async fn serve(
 ) {
     let app = Router::new()
         .route(TEMPORARY_KEY_PATH, post(temporary_key))
+        .route("/v1/files", post(upload))
+        .route("/v1/files/{id}", delete(delete_file))
+        .route("/v1/transcriptions", post(create))
+        .route("/v1/transcriptions/{id}", get(get_job).delete(delete_job))
+        .route("/v1/transcriptions/{id}/transcript", get(transcript))
+        // Uploads up to Soniox's 500 MB, and a little more to refuse.
+        .layer(axum::extract::DefaultBodyLimit::max(600 << 20))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "Not found.", vec![]) })
         .with_state(Rest { config, shared });
     let _ = axum::serve(listener, app).await;
@@ -152,5 +160,136 @@ fn options(body: &Map<String, Value>) -> Result<TemporaryKeyOptions, Refusal> {
         single_use,
         max_session_duration: max_session.map(std::time::Duration::from_secs),
         client_reference_id,
+    })
+}
+
+/// Who may use the async API: the permanent key; temporary keys are refused (the refusal).
+fn refusal(rest: &Rest, headers: &HeaderMap) -> Option<Response> {
+    match bearer(headers) {
+        Some(key) if KeyStore::is_temporary(key) => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Temporary API keys cannot be used for this request.",
+            vec![],
+        )),
+        Some(key) if key == rest.config.api_key => None,
+        _ => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Invalid API key.",
+            vec![],
+        )),
+    }
+}
+
+/// Answers an async API request (authorized first) and records it.
+fn answer(
+    rest: &Rest,
+    headers: &HeaderMap,
+    method: &str,
+    path: String,
+    body: Value,
+    handle: impl FnOnce(&mut crate::jobs::Jobs) -> crate::jobs::Answer,
+) -> Response {
+    let refused = refusal(rest, headers);
+    let ok = refused.is_none();
+    let response = match refused {
+        Some(refusal) => refusal,
+        None => {
+            let (status, body) = {
+                let mut jobs = rest.shared.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                handle(&mut jobs)
+            };
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match body {
+                Value::Null => status.into_response(),
+                body => (status, Json(body)).into_response(),
+            }
+        }
+    };
+    rest.shared.record_rest(RestRequest {
+        method: method.into(),
+        path,
+        authorized: ok,
+        body,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn upload(State(rest): State<Rest>, headers: HeaderMap, mut form: Multipart) -> Response {
+    let mut file = None;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("audio").to_string();
+        if let Ok(bytes) = field.bytes().await {
+            file = Some((name, bytes.to_vec()));
+        }
+    }
+    let body = match &file {
+        Some((name, bytes)) => json!({"filename": name, "size": bytes.len()}),
+        None => Value::Null,
+    };
+    let config = rest.config.clone();
+    answer(&rest, &headers, "POST", "/v1/files".into(), body, |jobs| {
+        jobs.upload(&config, file)
+    })
+}
+
+async fn delete_file(
+    State(rest): State<Rest>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/v1/files/{id}");
+    answer(&rest, &headers, "DELETE", path, Value::Null, |jobs| {
+        jobs.delete_file(&id)
+    })
+}
+
+async fn create(State(rest): State<Rest>, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let config = rest.config.clone();
+    let request = body.clone();
+    answer(
+        &rest,
+        &headers,
+        "POST",
+        "/v1/transcriptions".into(),
+        body,
+        |jobs| jobs.create(&config, &request),
+    )
+}
+
+async fn get_job(State(rest): State<Rest>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let config = rest.config.clone();
+    let path = format!("/v1/transcriptions/{id}");
+    answer(&rest, &headers, "GET", path, Value::Null, |jobs| {
+        jobs.get(&config, &id)
+    })
+}
+
+async fn delete_job(
+    State(rest): State<Rest>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/v1/transcriptions/{id}");
+    answer(&rest, &headers, "DELETE", path, Value::Null, |jobs| {
+        jobs.delete_transcription(&id)
+    })
+}
+
+async fn transcript(
+    State(rest): State<Rest>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let config = rest.config.clone();
+    let path = format!("/v1/transcriptions/{id}/transcript");
+    answer(&rest, &headers, "GET", path, Value::Null, |jobs| {
+        jobs.transcript(&config, &id)
     })
 }

@@ -116,7 +116,8 @@ impl MockServer {
     }
 
     /// The REST API: `http://127.0.0.1:PORT` (plain HTTP, also for a TLS server). It serves
-    /// `POST /v1/auth/temporary-api-key` (Bearer: the permanent key).
+    /// `POST /v1/auth/temporary-api-key` and the async API (`/v1/files`,
+    /// `/v1/transcriptions`; Bearer: the permanent key).
     pub fn rest_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rest_port)
     }
@@ -129,6 +130,24 @@ impl MockServer {
     /// Every REST request so far, in order.
     pub fn rest_requests(&self) -> Vec<RestRequest> {
         self.shared.rest_requests()
+    }
+
+    /// The files uploaded to the async API (`POST /v1/files`), with their bytes.
+    pub fn uploaded_files(&self) -> Vec<crate::UploadedFile> {
+        self.shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .files()
+    }
+
+    /// The async API's transcription jobs, with their requests.
+    pub fn transcription_jobs(&self) -> Vec<crate::TranscriptionJob> {
+        self.shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .transcriptions()
     }
 
     /// Whether this server speaks TLS ([`MockServer::start_tls`]).

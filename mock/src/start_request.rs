@@ -237,7 +237,7 @@ fn check_context_sections(sections: &Map<String, Value>) -> Result<(), ProtocolE
 
 /// `translation`: `{"type":"one_way","target_language":..}` or
 /// `{"type":"two_way","language_a":..,"language_b":..}`, languages ISO 639-1.
-fn check_translation(
+pub(crate) fn check_translation(
     request: &Map<String, Value>,
 ) -> Result<Option<TranslationMode>, ProtocolError> {
     let translation = match request.get("translation") {

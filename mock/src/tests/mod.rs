@@ -2,6 +2,7 @@
 
 mod auth;
 mod faults;
+mod jobs;
 mod keys;
 mod long;
 mod position;
