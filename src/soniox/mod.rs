@@ -2,6 +2,7 @@
 //! The Soniox service, free of GStreamer: wire protocol, sessions and what feeds them.
 
 pub mod audio_queue;
+pub mod batch;
 pub mod check;
 mod connection;
 pub mod credentials;
