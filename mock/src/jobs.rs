@@ -33,6 +33,18 @@ pub enum JobFault {
     JobError { message: String },
 }
 
+impl JobFault {
+    /// The first upload is answered with `status`.
+    pub fn upload_refused_once(status: u16) -> JobFault {
+        JobFault::UploadStatus { status, times: 1 }
+    }
+
+    /// The first transcription request is answered with `status`.
+    pub fn create_refused_once(status: u16) -> JobFault {
+        JobFault::CreateStatus { status, times: 1 }
+    }
+}
+
 /// An uploaded file, as the test sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UploadedFile {
@@ -399,6 +411,23 @@ fn transcript_tokens(script: &Script, audio_ms: u64, request: &Value) -> Vec<Val
         }
     }
     tokens
+}
+
+/// `ms` of 16 kHz mono S16LE silence in a WAV file: a file to upload in tests.
+pub fn silent_wav(ms: u32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut bytes, spec).expect("a WAV header");
+    for _ in 0..ms * 16 {
+        writer.write_sample(0i16).expect("in memory");
+    }
+    writer.finalize().expect("in memory");
+    bytes.into_inner()
 }
 
 /// How long a job takes by default (from its creation to `completed`).

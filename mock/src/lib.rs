@@ -53,7 +53,7 @@ mod tests;
 
 pub use config::MockConfig;
 pub use faults::Fault;
-pub use jobs::{JobFault, TranscriptionJob, UploadedFile};
+pub use jobs::{silent_wav, JobFault, TranscriptionJob, UploadedFile};
 pub use keys::TemporaryKeyOptions;
 pub use position::{
     timecode_offset_ms, timecoded_s16le, wav_data, StreamPosition, AMBIGUITY_LIMIT_MS,

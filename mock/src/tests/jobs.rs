@@ -7,21 +7,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::{JobFault, MockServer};
 
-/// `ms` of 16 kHz mono S16LE silence in a WAV file.
 fn wav(ms: u32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut bytes, spec).unwrap();
-    for _ in 0..ms * 16 {
-        writer.write_sample(0i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    bytes.into_inner()
+    crate::silent_wav(ms)
 }
 
 struct Api {
@@ -227,14 +214,8 @@ async fn requests_soniox_would_refuse_are_refused() {
 async fn faults_refuse_an_upload_and_a_creation_once_and_fail_jobs() {
     let api = Api::new(|c| {
         c.job_faults = vec![
-            JobFault::UploadStatus {
-                status: 503,
-                times: 1,
-            },
-            JobFault::CreateStatus {
-                status: 429,
-                times: 1,
-            },
+            JobFault::upload_refused_once(503),
+            JobFault::create_refused_once(429),
             JobFault::JobError {
                 message: "Audio is too noisy.".into(),
             },

@@ -230,21 +230,8 @@ mod tests {
     use crate::soniox::credentials::ApiKey;
     use soniox_mock::{JobFault, MockConfig, MockServer, Script};
 
-    /// `ms` of 16 kHz mono S16LE silence in a WAV file.
     fn wav(ms: u32) -> Bytes {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut out = std::io::Cursor::new(Vec::new());
-        let mut writer = hound::WavWriter::new(&mut out, spec).unwrap();
-        for _ in 0..ms * 16 {
-            writer.write_sample(0i16).unwrap();
-        }
-        writer.finalize().unwrap();
-        Bytes::from(out.into_inner())
+        Bytes::from(soniox_mock::silent_wav(ms))
     }
 
     fn server(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
@@ -318,14 +305,8 @@ mod tests {
     fn a_503_upload_and_a_429_creation_are_retried() {
         let server = server(|c| {
             c.job_faults = vec![
-                JobFault::UploadStatus {
-                    status: 503,
-                    times: 1,
-                },
-                JobFault::CreateStatus {
-                    status: 429,
-                    times: 1,
-                },
+                JobFault::upload_refused_once(503),
+                JobFault::create_refused_once(429),
             ];
         });
         let (_, report) = collect();
