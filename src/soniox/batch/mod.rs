@@ -4,3 +4,4 @@
 
 pub mod job;
 pub mod rest;
+pub mod wav;
