@@ -34,6 +34,9 @@ const PROPERTIES: &[&str] = &[
     "max-cue-duration",
     "translation",
     "translate-latency",
+    "mode",
+    "rest-url",
+    "async-timeout",
 ];
 
 fn inspect() -> String {

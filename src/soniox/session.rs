@@ -98,6 +98,8 @@ pub enum SessionEvent {
         delay: Duration,
     },
     Failed(SessionError),
+    /// `mode=async`: a stage of the job.
+    Job(super::batch::job::JobEvent),
 }
 
 /// What a drain that timed out left undone.
@@ -156,6 +158,8 @@ pub enum SessionError {
     Invalid(String),
     /// The connection stayed open but the service stopped answering.
     Unresponsive(Unresponsive),
+    /// `mode=async`: the job (or the file) could not be done; what Soniox said.
+    Job(String),
     /// Retryable failures went on for too long.
     GaveUp {
         last: Box<SessionError>,
@@ -220,6 +224,7 @@ impl fmt::Display for SessionError {
             SessionError::Transport(reason) => write!(f, "Connection to Soniox failed: {reason}"),
             SessionError::Invalid(reason) => write!(f, "Soniox sent an invalid message: {reason}"),
             SessionError::Unresponsive(why) => write!(f, "Connection to Soniox lost: {why}"),
+            SessionError::Job(reason) => f.write_str(reason),
             SessionError::GaveUp { last, attempts } => {
                 write!(f, "{last} (gave up after {attempts} attempts)")
             }
@@ -299,6 +304,34 @@ impl SessionHandle {
         let task = RUNTIME.spawn(async move {
             supervise(&config, &guard.0, &numbers, &reporter).await;
             // Producers see the queue close only after the end was reported.
+            drop(guard);
+        });
+        SessionHandle { queue, task }
+    }
+
+    /// Starts a `mode=async` session ([`super::batch::task`]) on the shared runtime; like
+    /// [`SessionHandle::spawn`], it reports to `events` through `wrap` as connection number
+    /// `numbers` + 1.
+    pub fn spawn_job<T, W>(
+        session: super::batch::task::JobSession,
+        queue: Arc<AudioQueue>,
+        numbers: Arc<AtomicU32>,
+        events: mpsc::Sender<T>,
+        wrap: W,
+    ) -> SessionHandle
+    where
+        T: Send + 'static,
+        W: Fn(Reported) -> T + Send + Sync + 'static,
+    {
+        let reporter = Reporter { events, wrap };
+        let guard = CloseOnDrop(queue.clone());
+        let task = RUNTIME.spawn(async move {
+            let number = numbers.fetch_add(1, Ordering::Relaxed) + 1;
+            let connection = ConnectionReporter {
+                reporter: &reporter,
+                connection: number,
+            };
+            super::batch::task::run(&session, &guard.0, &connection).await;
             drop(guard);
         });
         SessionHandle { queue, task }

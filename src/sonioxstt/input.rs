@@ -16,11 +16,14 @@ use super::imp::{SonioxStt, CAT};
 use super::keys::SignalKeys;
 use super::messages::{self, SessionLife};
 use super::output::{self, Item};
-use super::{plan, settings};
+use super::{plan, settings, Mode};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
+use crate::soniox::batch::job::JobConfig;
+use crate::soniox::batch::rest::RestClient;
+use crate::soniox::batch::task::JobSession;
 use crate::soniox::credentials::{Credentials, KeySource};
 use crate::soniox::session::{
-    sends_key_in_clear, Pacing, SessionConfig, SessionEvent, SessionHandle,
+    sends_key_in_clear, ApiKey, Pacing, Reported, SessionConfig, SessionEvent, SessionHandle,
 };
 use crate::transcript::token::Token;
 
@@ -287,7 +290,7 @@ impl SonioxStt {
         let config = SessionConfig {
             url,
             credentials: Credentials {
-                fixed,
+                fixed: fixed.clone(),
                 fresh: Some(keys),
             },
             start_request: requests[0].clone(),
@@ -313,6 +316,11 @@ impl SonioxStt {
                 let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
                 AudioQueue::new(Overflow::Block, limit, bytes_per_second)
             })
+        };
+
+        let jobs = match settings.mode {
+            Mode::Realtime => None,
+            Mode::Async => Some(self.job_sessions(&settings, &format, &members, live, &fixed)?),
         };
 
         let mut state = self.state();
@@ -343,30 +351,36 @@ impl SonioxStt {
             let connections = state.connections.clone();
             let member = Arc::new(member);
             let queue = new_queue();
-            let handle =
-                SessionHandle::spawn(config, queue, connections, output.clone(), move |r| {
-                    match (&r.event, element.upgrade()) {
-                        (SessionEvent::Failed(error), Some(element)) => {
-                            // At once, ahead of queued words: the chain must not fail first.
-                            element.imp().session_failed(r.connection, error);
-                        }
-                        (SessionEvent::Results(results), _)
-                            if results.tokens.iter().any(|t| t.text == Token::END) =>
-                        {
-                            if let (Some(seen), Some(pts)) = (&seen_endpoint, results.heard) {
-                                seen.store(pts, Ordering::Relaxed);
-                            }
-                        }
-                        _ => {}
+            let job = jobs.as_ref().map(|jobs| jobs[handles.len()].clone());
+            let wrap = move |r: Reported| {
+                match (&r.event, element.upgrade()) {
+                    (SessionEvent::Failed(error), Some(element)) => {
+                        // At once, ahead of queued words: the chain must not fail first.
+                        element.imp().session_failed(r.connection, error);
                     }
-                    Item::Session {
-                        session: id,
-                        connection: r.connection,
-                        live,
-                        member: member.clone(),
-                        event: r.event,
+                    (SessionEvent::Results(results), _)
+                        if results.tokens.iter().any(|t| t.text == Token::END) =>
+                    {
+                        if let (Some(seen), Some(pts)) = (&seen_endpoint, results.heard) {
+                            seen.store(pts, Ordering::Relaxed);
+                        }
                     }
-                });
+                    _ => {}
+                }
+                Item::Session {
+                    session: id,
+                    connection: r.connection,
+                    live,
+                    member: member.clone(),
+                    event: r.event,
+                }
+            };
+            let handle = match job {
+                Some(job) => {
+                    SessionHandle::spawn_job(job, queue, connections, output.clone(), wrap)
+                }
+                None => SessionHandle::spawn(config, queue, connections, output.clone(), wrap),
+            };
             handles.push((id, handle));
         }
         let mut handles = handles.into_iter();
@@ -386,6 +400,56 @@ impl SonioxStt {
         let queues = session.queues().cloned().collect();
         state.session = Some(session);
         Ok(queues)
+    }
+
+    /// `mode=async`: a job per session of the plan; refused for live input or without a
+    /// permanent key.
+    fn job_sessions(
+        &self,
+        settings: &settings::Settings,
+        format: &AudioFormat,
+        members: &[plan::Member<gst::Pad>],
+        live: bool,
+        key: &Option<ApiKey>,
+    ) -> Result<Vec<JobSession>, gst::FlowError> {
+        let fail = |text: String| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", text));
+            gst::FlowError::Error
+        };
+        if live {
+            return Err(fail(
+                "mode=async transcribes whole files, and this input is live: use mode=realtime"
+                    .into(),
+            ));
+        }
+        let Some(key) = key.clone() else {
+            return Err(fail(format!(
+                "mode=async needs a permanent API key (api-key or {}): Soniox's REST API refuses temporary keys",
+                settings::API_KEY_ENV
+            )));
+        };
+        let client =
+            RestClient::new(&settings.rest_endpoint(), key).map_err(|e| fail(e.to_string()))?;
+        members
+            .iter()
+            .map(|member| {
+                let request = settings
+                    .transcription_request(member.translation.clone())
+                    .map_err(fail)?;
+                Ok(JobSession {
+                    job: JobConfig {
+                        client: client.clone(),
+                        request,
+                        timeout: settings.async_timeout(),
+                        first_poll: Duration::from_secs(1),
+                    },
+                    format: format.soniox,
+                    rate: format.rate,
+                    channels: format.channels as u16,
+                    bytes_per_second: format.bytes_per_second(),
+                })
+            })
+            .collect()
     }
 
     pub(super) fn upstream_is_live(&self) -> bool {

@@ -11,6 +11,7 @@ pub const ENDPOINT: &str = "soniox/endpoint";
 pub const FINALIZED: &str = "soniox/finalized";
 pub const SESSION: &str = "soniox/session";
 pub const CUE: &str = "soniox/cue";
+pub const JOB: &str = "soniox/job";
 /// Custom downstream event on `sink`: finalize now, in order with the audio.
 pub const FINALIZE_EVENT: &str = "soniox/finalize";
 pub const SPEAKER_CHANGE_EVENT: &str = "rstranscribe/speaker-change";
@@ -131,6 +132,23 @@ pub fn cue(
         .field_if_some("duration", pts.zip(end).map(|(p, e)| e.saturating_sub(p)))
         .field_if_some("speaker", speaker)
         .field_if_some("language", language)
+        .build()
+}
+
+/// `soniox/job`: a stage of a `mode=async` job.
+pub fn job(
+    stage: &str,
+    uploaded: u64,
+    total: u64,
+    file_id: Option<&str>,
+    transcription_id: Option<&str>,
+) -> gst::Structure {
+    gst::Structure::builder(JOB)
+        .field("stage", stage)
+        .field("uploaded-bytes", uploaded)
+        .field("total-bytes", total)
+        .field_if_some("file-id", file_id)
+        .field_if_some("transcription-id", transcription_id)
         .build()
 }
 

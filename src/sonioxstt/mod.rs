@@ -71,6 +71,24 @@ pub enum Translation {
     TwoWay = 1,
 }
 
+/// How the element uses Soniox (contract §3, §7a).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstSonioxMode")]
+pub enum Mode {
+    #[default]
+    #[enum_value(
+        name = "Real time: streamed over Soniox's WebSocket API",
+        nick = "realtime"
+    )]
+    Realtime = 0,
+    #[enum_value(
+        name = "Async: a whole file (non-live input) through Soniox's async REST API, after EOS",
+        nick = "async"
+    )]
+    Async = 1,
+}
+
 impl Region {
     pub fn nick(self) -> &'static str {
         match self {

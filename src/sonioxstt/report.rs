@@ -34,6 +34,21 @@ impl SonioxStt {
         Duration::from_millis(self.latency_ms.load(Ordering::Relaxed).into())
     }
 
+    /// A GStreamer `progress` message for a `mode=async` job at `stage`.
+    pub(super) fn post_progress(&self, kind: gst::ProgressType, stage: &str) {
+        let text = match stage {
+            "uploading" => "Uploading the audio to Soniox",
+            "queued" => "Waiting for Soniox to start the transcription",
+            "processing" => "Soniox is transcribing",
+            "completed" => "Transcription complete",
+            other => other,
+        };
+        let message = gst::message::Progress::builder(kind, "soniox-job", text)
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(message);
+    }
+
     /// The `translate-latency` property.
     pub(super) fn translate_latency(&self) -> Duration {
         Duration::from_millis(self.translate_latency_ms.load(Ordering::Relaxed).into())

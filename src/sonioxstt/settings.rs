@@ -6,13 +6,16 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use super::format::AudioFormat;
-use super::{Granularity, Region, Translation};
+use super::{Granularity, Mode, Region, Translation};
 use crate::soniox::languages::is_iso_639_1;
 use crate::soniox::protocol::{self, context_value, StartRequest};
 use crate::soniox::session::{region_url, ApiKey};
 use crate::transcript::cues::Limits;
 
 pub const DEFAULT_MODEL: &str = "stt-rt-v5";
+/// The model of `mode=async` when `model` is left at its (real-time) default.
+pub const DEFAULT_ASYNC_MODEL: &str = "stt-async-v5";
+const DEFAULT_ASYNC_TIMEOUT_MS: u32 = 1_800_000;
 pub const DEFAULT_LATENCY_MS: u32 = 3000;
 pub const DEFAULT_TRANSLATE_LATENCY_MS: u32 = 1000;
 const DEFAULT_KEEPALIVE_MS: u32 = 5000;
@@ -65,6 +68,9 @@ pub struct Settings {
     pub max_cue_duration_ms: u32,
     pub translation: Translation,
     pub translate_latency_ms: u32,
+    pub mode: Mode,
+    pub rest_url: Option<String>,
+    pub async_timeout_ms: u32,
 }
 
 impl Default for Settings {
@@ -97,6 +103,9 @@ impl Default for Settings {
             max_cue_duration_ms: 7000,
             translation: Translation::OneWay,
             translate_latency_ms: DEFAULT_TRANSLATE_LATENCY_MS,
+            mode: Mode::Realtime,
+            rest_url: None,
+            async_timeout_ms: DEFAULT_ASYNC_TIMEOUT_MS,
         }
     }
 }
@@ -107,6 +116,54 @@ impl Settings {
         self.url
             .clone()
             .unwrap_or_else(|| region_url(self.region.nick()))
+    }
+
+    /// The REST endpoint of `mode=async`: `rest-url` when set, else the region's.
+    pub fn rest_endpoint(&self) -> String {
+        self.rest_url
+            .clone()
+            .unwrap_or_else(|| crate::soniox::batch::rest::region_rest_url(self.region.nick()))
+    }
+
+    /// The async transcription request (without `file_id`), from the same settings as a
+    /// real-time start request.
+    pub fn transcription_request(
+        &self,
+        translation: Option<protocol::Translation>,
+    ) -> Result<serde_json::Value, String> {
+        let format = AudioFormat {
+            soniox: "pcm_s16le",
+            rate: 16000,
+            channels: 1,
+            bytes_per_frame: 2,
+        };
+        let start = self.start_request(&format, translation)?;
+        let model = match self.model.as_str() {
+            DEFAULT_MODEL => DEFAULT_ASYNC_MODEL.to_string(),
+            other => other.to_string(),
+        };
+        let mut request = serde_json::json!({
+            "model": model,
+            "enable_speaker_diarization": start.enable_speaker_diarization,
+            "enable_language_identification": start.enable_language_identification,
+        });
+        if !start.language_hints.is_empty() {
+            request["language_hints"] = serde_json::json!(start.language_hints);
+        }
+        if let Some(context) = start.context {
+            request["context"] = context;
+        }
+        if let Some(translation) = start.translation {
+            request["translation"] = serde_json::to_value(translation).expect("serializes");
+        }
+        if let Some(id) = start.client_reference_id {
+            request["client_reference_id"] = serde_json::json!(id);
+        }
+        Ok(request)
+    }
+
+    pub fn async_timeout(&self) -> Duration {
+        Duration::from_millis(self.async_timeout_ms.into())
     }
 
     /// The key: the property, else `SONIOX_API_KEY` (read now, at connect time).
@@ -435,6 +492,24 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             .blurb("How the translation pads' languages are used: one-way (each pad's language is a target; the first is translated in the transcription session, each further one in a Soniox session of its own, billed as such) or two-way (exactly two pads, their languages translated into each other in one session)")
             .mutable_ready()
             .build(),
+        glib::ParamSpecEnum::builder_with_default("mode", d.mode)
+            .nick("Mode")
+            .blurb("realtime: stream over Soniox's WebSocket API; async: non-live input (a file) is kept until EOS, then transcribed as a whole through Soniox's async REST API (faster than real time, cheaper), and the words pushed")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("rest-url")
+            .nick("REST URL")
+            .blurb("Overrides the REST endpoint of mode=async (tests, proxies). Unset: the region's (https://api[.eu/.jp].soniox.com)")
+            .mutable_ready()
+            .build(),
+        ms(
+            "async-timeout",
+            "Async timeout",
+            "mode=async: the longest wait in ms for the transcription after the upload",
+            1000,
+            u32::MAX,
+            d.async_timeout_ms,
+        ),
         ms(
             "translate-latency",
             "Translate latency",
@@ -516,6 +591,9 @@ impl Settings {
             "max-cue-chars" => self.max_cue_chars = uint(),
             "max-cue-duration" => self.max_cue_duration_ms = uint(),
             "translation" => self.translation = value.get().expect("type checked by GObject"),
+            "mode" => self.mode = value.get().expect("type checked by GObject"),
+            "rest-url" => self.rest_url = string(),
+            "async-timeout" => self.async_timeout_ms = uint(),
             "translate-latency" => {
                 let v = uint();
                 let changed = v != self.translate_latency_ms;
@@ -558,6 +636,9 @@ impl Settings {
             "max-cue-chars" => self.max_cue_chars.to_value(),
             "max-cue-duration" => self.max_cue_duration_ms.to_value(),
             "translation" => self.translation.to_value(),
+            "mode" => self.mode.to_value(),
+            "rest-url" => self.rest_url.to_value(),
+            "async-timeout" => self.async_timeout_ms.to_value(),
             "translate-latency" => self.translate_latency_ms.to_value(),
             other => unreachable!("property {other} is not readable"),
         }

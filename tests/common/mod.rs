@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 #[allow(unused_imports)]
 pub use soniox_mock::{
-    ClientEventKind, Fault, MockConfig, MockServer, Script, SessionEnd, SessionRecord,
+    ClientEventKind, Fault, JobFault, MockConfig, MockServer, Script, SessionEnd, SessionRecord,
 };
 
 pub mod subtitles;

@@ -4,4 +4,5 @@
 
 pub mod job;
 pub mod rest;
+pub mod task;
 pub mod wav;

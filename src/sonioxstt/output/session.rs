@@ -18,6 +18,8 @@ use super::super::messages::{self, SessionLife, TranslationText};
 use super::super::plan::Member;
 use super::lane::{Context, InputGap, Lane, Source, Target};
 use super::writer::{PadWriter, Writers};
+use crate::soniox::batch::job::JobEvent;
+use crate::soniox::batch::task;
 use crate::soniox::event::Results;
 use crate::soniox::session::SessionEvent;
 use crate::transcript::cues::Limits;
@@ -46,6 +48,20 @@ pub struct SessionOutput {
     /// The interim texts last posted on the bus.
     posted_interim: String,
     posted_translation_interim: String,
+    /// `mode=async`: what the job reported so far.
+    job: JobState,
+}
+
+/// A `mode=async` job as the bus hears of it.
+#[derive(Default)]
+struct JobState {
+    uploaded: u64,
+    total: u64,
+    file_id: Option<String>,
+    transcription_id: Option<String>,
+    /// The last stage posted (upload progress is posted by each tenth).
+    stage: &'static str,
+    posted_tenth: u64,
 }
 
 impl SessionOutput {
@@ -83,6 +99,7 @@ impl SessionOutput {
             words: 0,
             posted_interim: String::new(),
             posted_translation_interim: String::new(),
+            job: JobState::default(),
         }
     }
 
@@ -210,6 +227,7 @@ impl SessionOutput {
                 // Already posted when it happened (see `SonioxStt::session_failed`).
                 return Err(gst::FlowError::Error);
             }
+            SessionEvent::Job(event) => self.job(imp, &event),
         }
         Ok(Life::Running)
     }
@@ -328,6 +346,46 @@ impl SessionOutput {
                 connection,
             )
         });
+    }
+
+    /// A stage of a `mode=async` job: `soniox/job`, and a GStreamer `progress` message.
+    fn job(&mut self, imp: &SonioxStt, event: &JobEvent) {
+        let job = &mut self.job;
+        match event {
+            JobEvent::Uploading { sent, total } => {
+                job.uploaded = *sent;
+                job.total = *total;
+                let tenth = sent * 10 / (*total).max(1);
+                if job.stage == "uploading" && tenth == job.posted_tenth && sent < total {
+                    return;
+                }
+                job.posted_tenth = tenth;
+            }
+            JobEvent::Queued {
+                file_id,
+                transcription_id,
+            } => {
+                job.file_id = Some(file_id.clone());
+                job.transcription_id = Some(transcription_id.clone());
+            }
+            JobEvent::Processing | JobEvent::Completed => {}
+        }
+        let stage = task::stage(event);
+        let first = job.stage.is_empty();
+        job.stage = stage;
+        imp.post(messages::job(
+            stage,
+            job.uploaded,
+            job.total,
+            job.file_id.as_deref(),
+            job.transcription_id.as_deref(),
+        ));
+        let kind = match event {
+            _ if first => gst::ProgressType::Start,
+            JobEvent::Completed => gst::ProgressType::Complete,
+            _ => gst::ProgressType::Continue,
+        };
+        imp.post_progress(kind, stage);
     }
 
     /// When held text must go out (live only), over all lanes.
