@@ -112,6 +112,8 @@ fn run() -> Result<(), Failure> {
             .map_err(|e| Failure::Fatal(format!("cannot write {path}: {e}")))?;
     }
     println!("{}", server.url());
+    // The REST API (temporary keys, the async API), on a port of its own.
+    println!("{}", server.rest_url());
     loop {
         std::thread::park();
     }
