@@ -276,6 +276,15 @@ pub fn sends_key_in_clear(url: &str) -> bool {
     !loopback
 }
 
+/// What a session does with its audio.
+#[derive(Debug)]
+pub enum Work {
+    /// Streams it to Soniox's real-time API.
+    Realtime(Box<SessionConfig>),
+    /// Keeps it until the end, then transcribes it as a file (`mode=async`).
+    Job(super::batch::task::JobSession),
+}
+
 /// A running session. Dropping it aborts the session.
 #[derive(Debug)]
 pub struct SessionHandle {
@@ -284,12 +293,13 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    /// Starts a session on the shared runtime. It takes its work from `queue`, numbers its
-    /// connections from `numbers`, and reports its events to `events`, each turned into the
-    /// receiver's item type by `wrap` (called on the runtime: it must not block). The queue
-    /// is closed only after the session's last event was wrapped and sent.
+    /// Starts a session on the shared runtime: real time (connections to Soniox's WebSocket
+    /// API) or a `mode=async` job ([`super::batch::task`]). It takes its work from `queue`,
+    /// numbers its connections from `numbers`, and reports its events to `events`, each
+    /// turned into the receiver's item type by `wrap` (called on the runtime: it must not
+    /// block). The queue is closed only after the session's last event was wrapped and sent.
     pub fn spawn<T, W>(
-        config: SessionConfig,
+        work: Work,
         queue: Arc<AudioQueue>,
         numbers: Arc<AtomicU32>,
         events: mpsc::Sender<T>,
@@ -302,36 +312,17 @@ impl SessionHandle {
         let reporter = Reporter { events, wrap };
         let guard = CloseOnDrop(queue.clone());
         let task = RUNTIME.spawn(async move {
-            supervise(&config, &guard.0, &numbers, &reporter).await;
+            match work {
+                Work::Realtime(config) => supervise(&config, &guard.0, &numbers, &reporter).await,
+                Work::Job(job) => {
+                    let connection = ConnectionReporter {
+                        reporter: &reporter,
+                        connection: numbers.fetch_add(1, Ordering::Relaxed) + 1,
+                    };
+                    super::batch::task::run(&job, &guard.0, &connection).await;
+                }
+            }
             // Producers see the queue close only after the end was reported.
-            drop(guard);
-        });
-        SessionHandle { queue, task }
-    }
-
-    /// Starts a `mode=async` session ([`super::batch::task`]) on the shared runtime; like
-    /// [`SessionHandle::spawn`], it reports to `events` through `wrap` as connection number
-    /// `numbers` + 1.
-    pub fn spawn_job<T, W>(
-        session: super::batch::task::JobSession,
-        queue: Arc<AudioQueue>,
-        numbers: Arc<AtomicU32>,
-        events: mpsc::Sender<T>,
-        wrap: W,
-    ) -> SessionHandle
-    where
-        T: Send + 'static,
-        W: Fn(Reported) -> T + Send + Sync + 'static,
-    {
-        let reporter = Reporter { events, wrap };
-        let guard = CloseOnDrop(queue.clone());
-        let task = RUNTIME.spawn(async move {
-            let number = numbers.fetch_add(1, Ordering::Relaxed) + 1;
-            let connection = ConnectionReporter {
-                reporter: &reporter,
-                connection: number,
-            };
-            super::batch::task::run(&session, &guard.0, &connection).await;
             drop(guard);
         });
         SessionHandle { queue, task }

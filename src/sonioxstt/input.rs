@@ -23,7 +23,7 @@ use crate::soniox::batch::rest::RestClient;
 use crate::soniox::batch::task::JobSession;
 use crate::soniox::credentials::{Credentials, KeySource};
 use crate::soniox::session::{
-    sends_key_in_clear, ApiKey, Pacing, Reported, SessionConfig, SessionEvent, SessionHandle,
+    sends_key_in_clear, ApiKey, Pacing, Reported, SessionConfig, SessionEvent, SessionHandle, Work,
 };
 use crate::transcript::token::Token;
 
@@ -375,12 +375,11 @@ impl SonioxStt {
                     event: r.event,
                 }
             };
-            let handle = match job {
-                Some(job) => {
-                    SessionHandle::spawn_job(job, queue, connections, output.clone(), wrap)
-                }
-                None => SessionHandle::spawn(config, queue, connections, output.clone(), wrap),
+            let work = match job {
+                Some(job) => Work::Job(job),
+                None => Work::Realtime(Box::new(config)),
             };
+            let handle = SessionHandle::spawn(work, queue, connections, output.clone(), wrap);
             handles.push((id, handle));
         }
         let mut handles = handles.into_iter();
