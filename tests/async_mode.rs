@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use gst::prelude::*;
 
 /// The sample through `sonioxstt mode=async`, its WebSocket URL pointing nowhere.
 fn run_async(server: &MockServer, extra: &str) -> (Run, Recorder) {
@@ -121,4 +122,43 @@ fn an_upload_refused_once_with_503_is_retried_and_a_401_is_not() {
 
 fn server_with_key(key: &str) -> MockServer {
     MockServer::start(MockConfig::new(key, sample_script()))
+}
+
+/// A pipeline stopped while Soniox transcribes: the job is abandoned, and the file and the
+/// transcription are deleted all the same.
+#[test]
+fn a_job_abandoned_by_stopping_the_pipeline_leaves_nothing_behind() {
+    let server = server(sample_script(), |c| c.job_delay = Duration::from_secs(60));
+    let (pipeline, _stt) = launch(&format!(
+        "filesrc location={} ! wavparse ! sonioxstt name=stt mode=async rest-url={} \
+         api-key={KEY} ! fakesink sync=false",
+        sample_wav().display(),
+        server.rest_url()
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    // Wait for the job to be queued.
+    let queued = loop {
+        let Some(message) = bus.timed_pop(gst::ClockTime::from_seconds(20)) else {
+            break false;
+        };
+        let stage = message
+            .structure()
+            .filter(|s| s.name() == "soniox/job")
+            .and_then(|s| s.get::<String>("stage").ok());
+        if stage.as_deref() == Some("queued") {
+            break true;
+        }
+    };
+    assert!(queued, "the job was queued");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(server.uploaded_files().iter().all(|f| f.deleted)
+        && server.transcription_jobs().iter().all(|j| j.deleted))
+    {
+        assert!(std::time::Instant::now() < deadline, "not deleted");
+        // Waiting for the stand-in to be told: its records change only when it is.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.transcription_jobs().len(), 1);
 }
