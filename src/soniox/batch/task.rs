@@ -74,7 +74,7 @@ pub(in crate::soniox) async fn run(
         reporter.report(SessionEvent::Failed(error)).await;
         return;
     }
-    let file = match wav_file(session.format, session.rate, session.channels, &chunks) {
+    let file = match wav_file(session.format, session.rate, session.channels, chunks) {
         Ok(file) => file,
         Err(reason) => {
             reporter
@@ -83,7 +83,6 @@ pub(in crate::soniox) async fn run(
             return;
         }
     };
-    drop(chunks);
     // The job's progress, forwarded in order while it runs.
     let (sender, mut progress) = mpsc::unbounded_channel();
     let report: job::Report = std::sync::Arc::new(move |event| {

@@ -5,13 +5,20 @@
 
 use bytes::Bytes;
 
-/// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …).
-pub fn wav_file(format: &str, rate: u32, channels: u16, chunks: &[Bytes]) -> Result<Bytes, String> {
-    let (bits, float) = match format {
-        "pcm_s8" | "pcm_u8" => (8, false),
-        "pcm_s16le" | "pcm_s16be" => (16, false),
-        "pcm_s32le" | "pcm_s32be" => (32, false),
-        "pcm_f32le" | "pcm_f32be" | "pcm_f64le" | "pcm_f64be" => (32, true),
+/// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …). Each
+/// chunk is dropped once written, so the audio is held about once, not twice.
+pub fn wav_file(
+    format: &str,
+    rate: u32,
+    channels: u16,
+    chunks: Vec<Bytes>,
+) -> Result<Bytes, String> {
+    let (bits, float, width) = match format {
+        "pcm_s8" | "pcm_u8" => (8, false, 1),
+        "pcm_s16le" | "pcm_s16be" => (16, false, 2),
+        "pcm_s32le" | "pcm_s32be" => (32, false, 4),
+        "pcm_f32le" | "pcm_f32be" => (32, true, 4),
+        "pcm_f64le" | "pcm_f64be" => (32, true, 8),
         other => return Err(format!("mode=async takes PCM audio, not {other}")),
     };
     let spec = hound::WavSpec {
@@ -25,51 +32,66 @@ pub fn wav_file(format: &str, rate: u32, channels: u16, chunks: &[Bytes]) -> Res
         },
     };
     let total: usize = chunks.iter().map(Bytes::len).sum();
-    let mut out = std::io::Cursor::new(Vec::with_capacity(total + 64));
+    let mut out = std::io::Cursor::new(Vec::with_capacity(total * bits as usize / 8 / width + 64));
     let mut writer = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
-    let mut all = Vec::with_capacity(total);
-    for chunk in chunks {
-        all.extend_from_slice(chunk);
-    }
     let error = |e: hound::Error| e.to_string();
-    match format {
-        "pcm_s8" => all.iter().try_for_each(|&b| writer.write_sample(b as i8)),
-        "pcm_u8" => all
-            .iter()
-            .try_for_each(|&b| writer.write_sample((b as i16 - 128) as i8)),
-        "pcm_s16le" | "pcm_s16be" => all.chunks_exact(2).try_for_each(|s| {
-            let s = [s[0], s[1]];
-            writer.write_sample(match format {
-                "pcm_s16le" => i16::from_le_bytes(s),
-                _ => i16::from_be_bytes(s),
-            })
-        }),
-        "pcm_s32le" | "pcm_s32be" => all.chunks_exact(4).try_for_each(|s| {
-            let s = [s[0], s[1], s[2], s[3]];
-            writer.write_sample(match format {
-                "pcm_s32le" => i32::from_le_bytes(s),
-                _ => i32::from_be_bytes(s),
-            })
-        }),
-        "pcm_f32le" | "pcm_f32be" => all.chunks_exact(4).try_for_each(|s| {
-            let s = [s[0], s[1], s[2], s[3]];
-            writer.write_sample(match format {
-                "pcm_f32le" => f32::from_le_bytes(s),
-                _ => f32::from_be_bytes(s),
-            })
-        }),
-        _ => all.chunks_exact(8).try_for_each(|s| {
-            let s: [u8; 8] = s.try_into().expect("8 bytes");
-            let v = match format {
-                "pcm_f64le" => f64::from_le_bytes(s),
-                _ => f64::from_be_bytes(s),
-            };
-            writer.write_sample(v as f32)
-        }),
+    // A sample cut between two chunks is put back together.
+    let mut carry: Vec<u8> = Vec::with_capacity(width);
+    for chunk in chunks {
+        let mut data = &chunk[..];
+        if !carry.is_empty() {
+            let take = (width - carry.len()).min(data.len());
+            carry.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if carry.len() == width {
+                write(&mut writer, format, &carry).map_err(error)?;
+                carry.clear();
+            }
+        }
+        let whole = data.len() - data.len() % width;
+        write(&mut writer, format, &data[..whole]).map_err(error)?;
+        carry.extend_from_slice(&data[whole..]);
     }
-    .map_err(error)?;
     writer.finalize().map_err(error)?;
     Ok(Bytes::from(out.into_inner()))
+}
+
+/// Writes whole samples of `format`.
+fn write<W: std::io::Write + std::io::Seek>(
+    writer: &mut hound::WavWriter<W>,
+    format: &str,
+    data: &[u8],
+) -> Result<(), hound::Error> {
+    match format {
+        "pcm_s8" => data.iter().try_for_each(|&b| writer.write_sample(b as i8)),
+        "pcm_u8" => data
+            .iter()
+            .try_for_each(|&b| writer.write_sample((b as i16 - 128) as i8)),
+        "pcm_s16le" => data
+            .chunks_exact(2)
+            .try_for_each(|s| writer.write_sample(i16::from_le_bytes([s[0], s[1]]))),
+        "pcm_s16be" => data
+            .chunks_exact(2)
+            .try_for_each(|s| writer.write_sample(i16::from_be_bytes([s[0], s[1]]))),
+        "pcm_s32le" => data.chunks_exact(4).try_for_each(|s| {
+            writer.write_sample(i32::from_le_bytes(s.try_into().expect("4 bytes")))
+        }),
+        "pcm_s32be" => data.chunks_exact(4).try_for_each(|s| {
+            writer.write_sample(i32::from_be_bytes(s.try_into().expect("4 bytes")))
+        }),
+        "pcm_f32le" => data.chunks_exact(4).try_for_each(|s| {
+            writer.write_sample(f32::from_le_bytes(s.try_into().expect("4 bytes")))
+        }),
+        "pcm_f32be" => data.chunks_exact(4).try_for_each(|s| {
+            writer.write_sample(f32::from_be_bytes(s.try_into().expect("4 bytes")))
+        }),
+        "pcm_f64le" => data.chunks_exact(8).try_for_each(|s| {
+            writer.write_sample(f64::from_le_bytes(s.try_into().expect("8 bytes")) as f32)
+        }),
+        _ => data.chunks_exact(8).try_for_each(|s| {
+            writer.write_sample(f64::from_be_bytes(s.try_into().expect("8 bytes")) as f32)
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -79,11 +101,12 @@ mod tests {
     #[test]
     fn s16le_audio_is_kept_as_it_came_inside_the_container() {
         let audio: Vec<u8> = (0..3200u32).map(|i| (i * 7) as u8).collect();
-        let chunks = [
-            Bytes::from(audio[..1000].to_vec()),
-            Bytes::from(audio[1000..].to_vec()),
+        // Cut inside a sample (1001 bytes), as no chunk should be, and still whole.
+        let chunks = vec![
+            Bytes::from(audio[..1001].to_vec()),
+            Bytes::from(audio[1001..].to_vec()),
         ];
-        let file = wav_file("pcm_s16le", 16_000, 1, &chunks).unwrap();
+        let file = wav_file("pcm_s16le", 16_000, 1, chunks).unwrap();
         assert_eq!(&file[..4], b"RIFF");
         assert_eq!(
             &file[file.len() - audio.len()..],
@@ -97,12 +120,18 @@ mod tests {
 
     #[test]
     fn big_endian_and_unsigned_samples_become_wav_samples() {
-        let be = wav_file("pcm_s16be", 8000, 1, &[Bytes::from_static(&[0x01, 0x02])]).unwrap();
+        let be = wav_file(
+            "pcm_s16be",
+            8000,
+            1,
+            vec![Bytes::from_static(&[0x01, 0x02])],
+        )
+        .unwrap();
         assert_eq!(&be[be.len() - 2..], &[0x02, 0x01]);
-        let u8 = wav_file("pcm_u8", 8000, 1, &[Bytes::from_static(&[200])]).unwrap();
+        let u8 = wav_file("pcm_u8", 8000, 1, vec![Bytes::from_static(&[200])]).unwrap();
         let mut reader = hound::WavReader::new(std::io::Cursor::new(u8.to_vec())).unwrap();
         assert_eq!(reader.samples::<i8>().next().unwrap().unwrap(), 72);
-        assert!(wav_file("mulaw", 8000, 1, &[])
+        assert!(wav_file("mulaw", 8000, 1, vec![])
             .unwrap_err()
             .contains("mulaw"));
     }
