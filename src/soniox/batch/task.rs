@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::job::{self, JobConfig, JobEvent};
-use super::wav::wav_file;
+use super::wav::WavBuilder;
 use crate::soniox::audio_queue::{AudioQueue, Queued};
 use crate::soniox::check::Checker;
 use crate::soniox::connection::Report;
@@ -44,7 +43,16 @@ pub(in crate::soniox) async fn run(
     reporter: &impl Report,
 ) {
     let mut timeline = Timeline::new(session.bytes_per_second);
-    let mut chunks: Vec<Bytes> = Vec::new();
+    // The audio goes into the file as it comes: it is held once.
+    let mut file = match WavBuilder::new(session.format, session.rate, session.channels) {
+        Ok(file) => Some(file),
+        Err(reason) => {
+            reporter
+                .report(SessionEvent::Failed(SessionError::Job(reason)))
+                .await;
+            return;
+        }
+    };
     let mut bytes = 0u64;
     loop {
         match queue.pop().await {
@@ -52,7 +60,12 @@ pub(in crate::soniox) async fn run(
                 let len = chunk.data.len() as u64;
                 timeline.record(Some(chunk.pts), chunk.discont, len);
                 bytes += len;
-                chunks.push(chunk.data);
+                if let Err(reason) = file.as_mut().expect("until the end").push(&chunk.data) {
+                    reporter
+                        .report(SessionEvent::Failed(SessionError::Job(reason)))
+                        .await;
+                    return;
+                }
             }
             Some(Queued::EndOfAudio) => break,
             Some(_) => {}
@@ -74,7 +87,7 @@ pub(in crate::soniox) async fn run(
         reporter.report(SessionEvent::Failed(error)).await;
         return;
     }
-    let file = match wav_file(session.format, session.rate, session.channels, chunks) {
+    let file = match file.take().expect("written").finish() {
         Ok(file) => file,
         Err(reason) => {
             reporter

@@ -5,55 +5,107 @@
 
 use bytes::Bytes;
 
-/// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …). Each
-/// chunk is dropped once written, so the audio is held about once, not twice.
+/// A WAV file being written as the audio comes: each chunk goes into the container at once
+/// (and may be dropped), so the audio is held once, as the file.
+pub struct WavBuilder {
+    writer: hound::WavWriter<Shared>,
+    file: Shared,
+    format: &'static str,
+    width: usize,
+    /// A sample cut between two chunks, put back together.
+    carry: Vec<u8>,
+}
+
+impl WavBuilder {
+    pub fn new(format: &'static str, rate: u32, channels: u16) -> Result<WavBuilder, String> {
+        let (bits, float, width) = match format {
+            "pcm_s8" | "pcm_u8" => (8, false, 1),
+            "pcm_s16le" | "pcm_s16be" => (16, false, 2),
+            "pcm_s32le" | "pcm_s32be" => (32, false, 4),
+            "pcm_f32le" | "pcm_f32be" => (32, true, 4),
+            "pcm_f64le" | "pcm_f64be" => (32, true, 8),
+            other => return Err(format!("mode=async takes PCM audio, not {other}")),
+        };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        };
+        let file = Shared::default();
+        let writer = hound::WavWriter::new(file.clone(), spec).map_err(|e| e.to_string())?;
+        Ok(WavBuilder {
+            writer,
+            file,
+            format,
+            width,
+            carry: Vec::with_capacity(width),
+        })
+    }
+
+    /// Appends raw audio.
+    pub fn push(&mut self, mut data: &[u8]) -> Result<(), String> {
+        let error = |e: hound::Error| e.to_string();
+        if !self.carry.is_empty() {
+            let take = (self.width - self.carry.len()).min(data.len());
+            self.carry.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.carry.len() == self.width {
+                write(&mut self.writer, self.format, &self.carry).map_err(error)?;
+                self.carry.clear();
+            }
+        }
+        let whole = data.len() - data.len() % self.width;
+        write(&mut self.writer, self.format, &data[..whole]).map_err(error)?;
+        self.carry.extend_from_slice(&data[whole..]);
+        Ok(())
+    }
+
+    /// The finished file.
+    pub fn finish(self) -> Result<Bytes, String> {
+        self.writer.finalize().map_err(|e| e.to_string())?;
+        let file = std::mem::take(&mut *self.file.0.lock().unwrap());
+        Ok(Bytes::from(file.into_inner()))
+    }
+}
+
+/// The file in memory, shared with the writer (which keeps its own handle until it is
+/// finalized).
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<std::io::Cursor<Vec<u8>>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for Shared {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.0.lock().unwrap().seek(to)
+    }
+}
+
+/// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …).
 pub fn wav_file(
-    format: &str,
+    format: &'static str,
     rate: u32,
     channels: u16,
     chunks: Vec<Bytes>,
 ) -> Result<Bytes, String> {
-    let (bits, float, width) = match format {
-        "pcm_s8" | "pcm_u8" => (8, false, 1),
-        "pcm_s16le" | "pcm_s16be" => (16, false, 2),
-        "pcm_s32le" | "pcm_s32be" => (32, false, 4),
-        "pcm_f32le" | "pcm_f32be" => (32, true, 4),
-        "pcm_f64le" | "pcm_f64be" => (32, true, 8),
-        other => return Err(format!("mode=async takes PCM audio, not {other}")),
-    };
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: bits,
-        sample_format: if float {
-            hound::SampleFormat::Float
-        } else {
-            hound::SampleFormat::Int
-        },
-    };
-    let total: usize = chunks.iter().map(Bytes::len).sum();
-    let mut out = std::io::Cursor::new(Vec::with_capacity(total * bits as usize / 8 / width + 64));
-    let mut writer = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
-    let error = |e: hound::Error| e.to_string();
-    // A sample cut between two chunks is put back together.
-    let mut carry: Vec<u8> = Vec::with_capacity(width);
+    let mut builder = WavBuilder::new(format, rate, channels)?;
     for chunk in chunks {
-        let mut data = &chunk[..];
-        if !carry.is_empty() {
-            let take = (width - carry.len()).min(data.len());
-            carry.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if carry.len() == width {
-                write(&mut writer, format, &carry).map_err(error)?;
-                carry.clear();
-            }
-        }
-        let whole = data.len() - data.len() % width;
-        write(&mut writer, format, &data[..whole]).map_err(error)?;
-        carry.extend_from_slice(&data[whole..]);
+        builder.push(&chunk)?;
     }
-    writer.finalize().map_err(error)?;
-    Ok(Bytes::from(out.into_inner()))
+    builder.finish()
 }
 
 /// Writes whole samples of `format`.
