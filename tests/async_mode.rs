@@ -100,6 +100,16 @@ fn a_failed_job_is_an_error_with_its_message_and_nothing_is_left_behind() {
     let (run, _) = run_async(&server, "");
     let (error, _) = run.error().expect("an error");
     assert!(error.contains("Audio is too noisy."), "{error}");
+    let stages: Vec<String> = run
+        .structures("soniox/job")
+        .iter()
+        .map(|s| s.get::<String>("stage").unwrap())
+        .collect();
+    assert_eq!(
+        stages.last().map(String::as_str),
+        Some("error"),
+        "{stages:?}"
+    );
     assert!(server.uploaded_files().iter().all(|f| f.deleted));
     assert!(server.transcription_jobs().iter().all(|j| j.deleted));
 }

@@ -41,12 +41,26 @@ impl SonioxStt {
             "queued" => "Waiting for Soniox to start the transcription",
             "processing" => "Soniox is transcribing",
             "completed" => "Transcription complete",
+            "error" => "The transcription failed",
             other => other,
         };
         let message = gst::message::Progress::builder(kind, "soniox-job", text)
             .src(&*self.obj())
             .build();
         let _ = self.obj().post_message(message);
+    }
+
+    /// A `mode=async` job failed: `soniox/job` `error` and a `progress` error, before the
+    /// element error.
+    pub(super) fn post_job_failed(&self, job: &super::input::JobProgress) {
+        self.post(super::messages::job(
+            "error",
+            job.uploaded,
+            job.total,
+            job.file_id.as_deref(),
+            job.transcription_id.as_deref(),
+        ));
+        self.post_progress(gst::ProgressType::Error, "error");
     }
 
     /// The `translate-latency` property.
