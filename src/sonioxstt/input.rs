@@ -18,7 +18,7 @@ use super::messages::{self, SessionLife};
 use super::output::{self, Item};
 use super::{plan, settings, Mode};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
-use crate::soniox::batch::job::{JobConfig, JobEvent};
+use crate::soniox::batch::job::JobConfig;
 use crate::soniox::batch::rest::RestClient;
 use crate::soniox::batch::task::JobSession;
 use crate::soniox::credentials::{Credentials, KeySource};
@@ -26,34 +26,6 @@ use crate::soniox::session::{
     sends_key_in_clear, ApiKey, Pacing, Reported, SessionConfig, SessionEvent, SessionHandle, Work,
 };
 use crate::transcript::token::Token;
-
-/// How far a `mode=async` job got (for the `soniox/job` `error` stage).
-#[derive(Debug, Default)]
-pub(super) struct JobProgress {
-    pub uploaded: u64,
-    pub total: u64,
-    pub file_id: Option<String>,
-    pub transcription_id: Option<String>,
-}
-
-impl JobProgress {
-    fn note(&mut self, event: &JobEvent) {
-        match event {
-            JobEvent::Uploading { sent, total } => {
-                self.uploaded = *sent;
-                self.total = *total;
-            }
-            JobEvent::Queued {
-                file_id,
-                transcription_id,
-            } => {
-                self.file_id = Some(file_id.clone());
-                self.transcription_id = Some(transcription_id.clone());
-            }
-            JobEvent::Processing | JobEvent::Completed => {}
-        }
-    }
-}
 
 /// See [`ActiveSession::endpoint_pts`].
 const NO_ENDPOINT: u64 = u64::MAX;
@@ -383,7 +355,7 @@ impl SonioxStt {
             // mode=async: how far the job got, for its `error` stage.
             let progress = job
                 .is_some()
-                .then(|| std::sync::Mutex::new(JobProgress::default()));
+                .then(|| std::sync::Mutex::new(messages::JobProgress::default()));
             let wrap = move |r: Reported| {
                 match (&r.event, element.upgrade()) {
                     (SessionEvent::Job(event), _) => {

@@ -2,6 +2,7 @@
 //! Bus message structures (contract §6) and custom downstream events (contract §4, §7)
 //! built from core results.
 
+use crate::soniox::batch::job::JobEvent;
 use crate::soniox::event::Results;
 use crate::transcript::token::Token;
 
@@ -135,21 +136,43 @@ pub fn cue(
         .build()
 }
 
-/// `soniox/job`: a stage of a `mode=async` job.
-pub fn job(
-    stage: &str,
-    uploaded: u64,
-    total: u64,
-    file_id: Option<&str>,
-    transcription_id: Option<&str>,
-) -> gst::Structure {
-    gst::Structure::builder(JOB)
-        .field("stage", stage)
-        .field("uploaded-bytes", uploaded)
-        .field("total-bytes", total)
-        .field_if_some("file-id", file_id)
-        .field_if_some("transcription-id", transcription_id)
-        .build()
+/// How far a `mode=async` job got, as `soniox/job` tells it.
+#[derive(Debug, Default)]
+pub struct JobProgress {
+    pub uploaded: u64,
+    pub total: u64,
+    pub file_id: Option<String>,
+    pub transcription_id: Option<String>,
+}
+
+impl JobProgress {
+    pub fn note(&mut self, event: &JobEvent) {
+        match event {
+            JobEvent::Uploading { sent, total } => {
+                self.uploaded = *sent;
+                self.total = *total;
+            }
+            JobEvent::Queued {
+                file_id,
+                transcription_id,
+            } => {
+                self.file_id = Some(file_id.clone());
+                self.transcription_id = Some(transcription_id.clone());
+            }
+            JobEvent::Processing | JobEvent::Completed => {}
+        }
+    }
+
+    /// `soniox/job` at `stage`.
+    pub fn message(&self, stage: &str) -> gst::Structure {
+        gst::Structure::builder(JOB)
+            .field("stage", stage)
+            .field("uploaded-bytes", self.uploaded)
+            .field("total-bytes", self.total)
+            .field_if_some("file-id", self.file_id.as_deref())
+            .field_if_some("transcription-id", self.transcription_id.as_deref())
+            .build()
+    }
 }
 
 /// `soniox/endpoint`: `pts` is where the utterance ends (ns), when known.

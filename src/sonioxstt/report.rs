@@ -52,14 +52,8 @@ impl SonioxStt {
 
     /// A `mode=async` job failed: `soniox/job` `error` and a `progress` error, before the
     /// element error.
-    pub(super) fn post_job_failed(&self, job: &super::input::JobProgress) {
-        self.post(super::messages::job(
-            "error",
-            job.uploaded,
-            job.total,
-            job.file_id.as_deref(),
-            job.transcription_id.as_deref(),
-        ));
+    pub(super) fn post_job_failed(&self, job: &super::messages::JobProgress) {
+        self.post(job.message("error"));
         self.post_progress(gst::ProgressType::Error, "error");
     }
 

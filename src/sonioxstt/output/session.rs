@@ -55,10 +55,7 @@ pub struct SessionOutput {
 /// A `mode=async` job as the bus hears of it.
 #[derive(Default)]
 struct JobState {
-    uploaded: u64,
-    total: u64,
-    file_id: Option<String>,
-    transcription_id: Option<String>,
+    progress: messages::JobProgress,
     /// The last stage posted (upload progress is posted by each tenth).
     stage: &'static str,
     posted_tenth: u64,
@@ -351,35 +348,19 @@ impl SessionOutput {
     /// A stage of a `mode=async` job: `soniox/job`, and a GStreamer `progress` message.
     fn job(&mut self, imp: &SonioxStt, event: &JobEvent) {
         let job = &mut self.job;
-        match event {
-            JobEvent::Uploading { sent, total } => {
-                job.uploaded = *sent;
-                job.total = *total;
-                let tenth = sent * 10 / (*total).max(1);
-                if job.stage == "uploading" && tenth == job.posted_tenth && sent < total {
-                    return;
-                }
-                job.posted_tenth = tenth;
+        job.progress.note(event);
+        if let JobEvent::Uploading { sent, total } = event {
+            // Upload progress by tenths.
+            let tenth = sent * 10 / (*total).max(1);
+            if job.stage == "uploading" && tenth == job.posted_tenth && sent < total {
+                return;
             }
-            JobEvent::Queued {
-                file_id,
-                transcription_id,
-            } => {
-                job.file_id = Some(file_id.clone());
-                job.transcription_id = Some(transcription_id.clone());
-            }
-            JobEvent::Processing | JobEvent::Completed => {}
+            job.posted_tenth = tenth;
         }
         let stage = task::stage(event);
         let first = job.stage.is_empty();
         job.stage = stage;
-        imp.post(messages::job(
-            stage,
-            job.uploaded,
-            job.total,
-            job.file_id.as_deref(),
-            job.transcription_id.as_deref(),
-        ));
+        imp.post(job.progress.message(stage));
         let kind = match event {
             _ if first => gst::ProgressType::Start,
             JobEvent::Completed => gst::ProgressType::Complete,
