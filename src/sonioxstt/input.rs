@@ -47,6 +47,9 @@ pub(super) struct ActiveSession {
     pub(super) handle: SessionHandle,
     /// The sessions that only translate, with their numbers.
     extra: Vec<(u32, SessionHandle)>,
+    /// The queues of all its sessions, the transcribing one first: what the chain feeds,
+    /// built once (not per buffer).
+    queues: Arc<[Arc<AudioQueue>]>,
     live: bool,
     started: Instant,
     /// Audio queued for it, in bytes.
@@ -67,7 +70,7 @@ impl ActiveSession {
 
     /// The queues of all its sessions; the transcribing one first.
     pub(super) fn queues(&self) -> impl Iterator<Item = &Arc<AudioQueue>> {
-        std::iter::once(self.handle.queue()).chain(self.extra.iter().map(|(_, h)| h.queue()))
+        self.queues.iter()
     }
 
     /// The numbers of all its sessions.
@@ -153,7 +156,7 @@ impl SonioxStt {
         // Every session of the stream gets the same bytes.
         let audio = Bytes::from_owner(audio);
         let mut dropping = None;
-        for queue in &queues {
+        for queue in queues.iter() {
             let pushed = queue
                 .push_audio(pts, discont, audio.clone())
                 .map_err(|_| self.flow_after_session_loss())?;
@@ -193,7 +196,7 @@ impl SonioxStt {
         &self,
         len: u64,
         pts: Option<u64>,
-    ) -> Result<Vec<Arc<AudioQueue>>, gst::FlowError> {
+    ) -> Result<Arc<[Arc<AudioQueue>]>, gst::FlowError> {
         let limit = self.settings.lock().unwrap().max_session_duration();
         let generation = self.translation_generation.load(Ordering::Relaxed);
         let rotate = {
@@ -207,7 +210,7 @@ impl SonioxStt {
                         Some((session.id, "translation pads changed"))
                     } else {
                         session.pushed += len;
-                        return Ok(session.queues().cloned().collect());
+                        return Ok(session.queues.clone());
                     }
                 }
                 None => None,
@@ -228,7 +231,7 @@ impl SonioxStt {
 
     /// Opens the sessions for the first buffer of a stream (or after a caps change, or a
     /// rotation): the transcription session and one per further translation target.
-    pub(super) fn start_session(&self) -> Result<Vec<Arc<AudioQueue>>, gst::FlowError> {
+    pub(super) fn start_session(&self) -> Result<Arc<[Arc<AudioQueue>]>, gst::FlowError> {
         let settings = self.settings();
         let format = self.state().format.ok_or(gst::FlowError::NotNegotiated)?;
         let generation = self.translation_generation.load(Ordering::Relaxed);
@@ -396,20 +399,24 @@ impl SonioxStt {
         }
         let mut handles = handles.into_iter();
         let (id, handle) = handles.next().expect("a plan has a transcription session");
-        let session = ActiveSession {
+        let extra: Vec<(u32, SessionHandle)> = handles.collect();
+        let queues: Arc<[Arc<AudioQueue>]> = std::iter::once(handle.queue())
+            .chain(extra.iter().map(|(_, h)| h.queue()))
+            .cloned()
+            .collect();
+        state.session = Some(ActiveSession {
             id,
             format,
             handle,
-            extra: handles.collect(),
+            extra,
+            queues: queues.clone(),
             live,
             started: Instant::now(),
             pushed: 0,
             endpoint_pts,
             generation,
             changed_at: None,
-        };
-        let queues = session.queues().cloned().collect();
-        state.session = Some(session);
+        });
         Ok(queues)
     }
 

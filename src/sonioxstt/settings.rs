@@ -131,32 +131,26 @@ impl Settings {
         &self,
         translation: Option<protocol::Translation>,
     ) -> Result<serde_json::Value, String> {
-        let format = AudioFormat {
-            soniox: "pcm_s16le",
-            rate: 16000,
-            channels: 1,
-            bytes_per_frame: 2,
-        };
-        let start = self.start_request(&format, translation)?;
         let model = match self.model.as_str() {
-            DEFAULT_MODEL => DEFAULT_ASYNC_MODEL.to_string(),
-            other => other.to_string(),
+            DEFAULT_MODEL => DEFAULT_ASYNC_MODEL,
+            other => other,
         };
         let mut request = serde_json::json!({
             "model": model,
-            "enable_speaker_diarization": start.enable_speaker_diarization,
-            "enable_language_identification": start.enable_language_identification,
+            "enable_speaker_diarization": self.enable_speaker_diarization,
+            "enable_language_identification": self.enable_language_identification,
         });
-        if !start.language_hints.is_empty() {
-            request["language_hints"] = serde_json::json!(start.language_hints);
+        let hints = self.hints();
+        if !hints.is_empty() {
+            request["language_hints"] = serde_json::json!(hints);
         }
-        if let Some(context) = start.context {
+        if let Some(context) = self.checked_context()? {
             request["context"] = context;
         }
-        if let Some(translation) = start.translation {
+        if let Some(translation) = translation {
             request["translation"] = serde_json::to_value(translation).expect("serializes");
         }
-        if let Some(id) = start.client_reference_id {
+        if let Some(id) = &self.client_reference_id {
             request["client_reference_id"] = serde_json::json!(id);
         }
         Ok(request)
@@ -210,12 +204,9 @@ impl Settings {
         self.hints().into_iter().next()
     }
 
-    /// The start request of a session (with its `translation`, if it translates).
-    pub fn start_request(
-        &self,
-        format: &AudioFormat,
-        translation: Option<protocol::Translation>,
-    ) -> Result<StartRequest, String> {
+    /// The context as sent, after the checks a session and a job both need (the client
+    /// reference id's and the context's lengths).
+    fn checked_context(&self) -> Result<Option<serde_json::Value>, String> {
         if let Some(id) = &self.client_reference_id {
             if id.chars().count() > MAX_CLIENT_REFERENCE_ID {
                 return Err(format!(
@@ -232,6 +223,16 @@ impl Settings {
                 ));
             }
         }
+        Ok(context)
+    }
+
+    /// The start request of a session (with its `translation`, if it translates).
+    pub fn start_request(
+        &self,
+        format: &AudioFormat,
+        translation: Option<protocol::Translation>,
+    ) -> Result<StartRequest, String> {
+        let context = self.checked_context()?;
         Ok(StartRequest {
             model: self.model.clone(),
             audio_format: format.soniox.to_string(),

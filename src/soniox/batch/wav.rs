@@ -94,20 +94,6 @@ impl std::io::Seek for Shared {
     }
 }
 
-/// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …).
-pub fn wav_file(
-    format: &'static str,
-    rate: u32,
-    channels: u16,
-    chunks: Vec<Bytes>,
-) -> Result<Bytes, String> {
-    let mut builder = WavBuilder::new(format, rate, channels)?;
-    for chunk in chunks {
-        builder.push(&chunk)?;
-    }
-    builder.finish()
-}
-
 /// Writes whole samples of `format`.
 fn write<W: std::io::Write + std::io::Seek>(
     writer: &mut hound::WavWriter<W>,
@@ -149,6 +135,20 @@ fn write<W: std::io::Write + std::io::Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A WAV file of `chunks` of raw audio in Soniox format `format` (`pcm_s16le`, …).
+    fn wav_file(
+        format: &'static str,
+        rate: u32,
+        channels: u16,
+        chunks: Vec<Bytes>,
+    ) -> Result<Bytes, String> {
+        let mut builder = WavBuilder::new(format, rate, channels)?;
+        for chunk in chunks {
+            builder.push(&chunk)?;
+        }
+        builder.finish()
+    }
 
     #[test]
     fn s16le_audio_is_kept_as_it_came_inside_the_container() {

@@ -133,7 +133,7 @@ impl Lane {
         };
         if let (Some(settled), Some(cues)) = (cue_settled, self.cues.as_mut()) {
             if let Some(cue) = cues.settle(settled) {
-                self.push_cue(imp, pad, ctx, cue)?;
+                self.push(imp, pad, ctx, cue, true)?;
             }
         }
         let settled = self.settled(ctx, ended);
@@ -213,7 +213,7 @@ impl Lane {
             });
         if cue_due {
             if let Some(cue) = self.cues.as_mut().and_then(CueBuilder::close) {
-                self.push_cue(imp, pad, ctx, cue)?;
+                self.push(imp, pad, ctx, cue, true)?;
             }
         }
         self.advance(imp, pad, ctx, false)
@@ -284,7 +284,7 @@ impl Lane {
             done.extend(cues.push(part));
         }
         for cue in done {
-            self.push_cue(imp, pad, ctx, cue)?;
+            self.push(imp, pad, ctx, cue, true)?;
         }
         Ok(())
     }
@@ -297,19 +297,9 @@ impl Lane {
         ctx: &Context,
     ) -> Result<bool, gst::FlowError> {
         match self.cues.as_mut().and_then(CueBuilder::close) {
-            Some(cue) => self.push_cue(imp, pad, ctx, cue).map(|()| true),
+            Some(cue) => self.push(imp, pad, ctx, cue, true).map(|()| true),
             None => Ok(false),
         }
-    }
-
-    fn push_cue(
-        &mut self,
-        imp: &SonioxStt,
-        pad: &mut PadWriter,
-        ctx: &Context,
-        cue: Cue,
-    ) -> Result<(), gst::FlowError> {
-        self.push(imp, pad, ctx, cue, true)
     }
 
     /// Pushes one buffer: a word, or a cue (`posted` on the bus as `soniox/cue`).
