@@ -8,7 +8,8 @@
 //! runtime; the src task ([`super::output`]) pushes everything downstream.
 //!
 //! Lock order: `state`, then `settings`. Neither lock is held while blocking: sending to a
-//! full channel, pushing downstream, or stopping the src task.
+//! full channel, pushing downstream, or stopping the src task. A `mode=async` job's progress
+//! lock (`ActiveSession::jobs`) is taken alone, never with `state` or `settings`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -172,6 +173,9 @@ impl SonioxStt {
             sessions.extend(state.session.take());
             (state.output.take(), sessions)
         };
+        for session in &sessions {
+            session.cancel_jobs(self);
+        }
         drop(sessions); // aborts the session tasks; a chain waiting on one returns
         if let Some(output) = output {
             let _ = output.try_send(Item::Stop);

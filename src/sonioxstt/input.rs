@@ -20,7 +20,7 @@ use super::{plan, settings, Mode};
 use crate::soniox::audio_queue::{AudioQueue, Overflow, Queued};
 use crate::soniox::batch::job::JobConfig;
 use crate::soniox::batch::rest::RestClient;
-use crate::soniox::batch::task::JobSession;
+use crate::soniox::batch::task::{JobSession, Limits};
 use crate::soniox::credentials::{Credentials, KeySource};
 use crate::soniox::session::{
     sends_key_in_clear, ApiKey, Pacing, Reported, SessionConfig, SessionEvent, SessionHandle, Work,
@@ -61,11 +61,20 @@ pub(super) struct ActiveSession {
     /// `SonioxStt::translation_generation`), and `pushed` when they were seen to change.
     generation: u64,
     changed_at: Option<u64>,
+    /// `mode=async`: how far each of its jobs got (also updated on the runtime).
+    jobs: Vec<Arc<std::sync::Mutex<messages::JobProgress>>>,
 }
 
 impl ActiveSession {
     pub(super) fn queue(&self) -> &Arc<AudioQueue> {
         self.handle.queue()
+    }
+
+    /// `mode=async`: says on the bus that its running jobs are abandoned.
+    pub(super) fn cancel_jobs(&self, imp: &SonioxStt) {
+        for job in &self.jobs {
+            imp.post_job_cancelled(&mut job.lock().unwrap());
+        }
     }
 
     /// The queues of all its sessions; the transcribing one first.
@@ -321,7 +330,7 @@ impl SonioxStt {
             })
         };
 
-        let jobs = match settings.mode {
+        let job_sessions = match settings.mode {
             Mode::Realtime => None,
             Mode::Async => Some(self.job_sessions(&settings, &format, &members, live, &fixed)?),
         };
@@ -332,6 +341,7 @@ impl SonioxStt {
         state.forget_finished();
         let endpoint_pts = Arc::new(AtomicU64::new(NO_ENDPOINT));
         let mut handles = Vec::with_capacity(members.len());
+        let mut jobs = Vec::new();
         for (member, start_request) in members.into_iter().zip(requests) {
             state.sessions_started += 1;
             let id = state.sessions_started;
@@ -354,11 +364,14 @@ impl SonioxStt {
             let connections = state.connections.clone();
             let member = Arc::new(member);
             let queue = new_queue();
-            let job = jobs.as_ref().map(|jobs| jobs[handles.len()].clone());
+            let job = job_sessions
+                .as_ref()
+                .map(|jobs| jobs[handles.len()].clone());
             // mode=async: how far the job got, for its `error` stage.
             let progress = job
                 .is_some()
-                .then(|| std::sync::Mutex::new(messages::JobProgress::default()));
+                .then(|| Arc::new(std::sync::Mutex::new(messages::JobProgress::default())));
+            jobs.extend(progress.clone());
             let wrap = move |r: Reported| {
                 match (&r.event, element.upgrade()) {
                     (SessionEvent::Job(event), _) => {
@@ -368,7 +381,7 @@ impl SonioxStt {
                     }
                     (SessionEvent::Failed(error), Some(element)) => {
                         if let Some(progress) = &progress {
-                            element.imp().post_job_failed(&progress.lock().unwrap());
+                            element.imp().post_job_failed(&mut progress.lock().unwrap());
                         }
                         // At once, ahead of queued words: the chain must not fail first.
                         element.imp().session_failed(r.connection, error);
@@ -416,6 +429,7 @@ impl SonioxStt {
             endpoint_pts,
             generation,
             changed_at: None,
+            jobs,
         });
         Ok(queues)
     }
@@ -465,6 +479,7 @@ impl SonioxStt {
                     rate: format.rate,
                     channels: format.channels as u16,
                     bytes_per_second: format.bytes_per_second(),
+                    limits: Limits::SONIOX,
                 })
             })
             .collect()

@@ -3,6 +3,7 @@
 //! built from core results.
 
 use crate::soniox::batch::job::JobEvent;
+use crate::soniox::batch::task;
 use crate::soniox::event::Results;
 use crate::transcript::token::Token;
 
@@ -139,18 +140,27 @@ pub fn cue(
 /// How far a `mode=async` job got, as `soniox/job` tells it.
 #[derive(Debug, Default)]
 pub struct JobProgress {
+    /// The last stage reported (none before the upload).
+    pub stage: Option<&'static str>,
     pub uploaded: u64,
     pub total: u64,
+    pub audio_ns: u64,
     pub file_id: Option<String>,
     pub transcription_id: Option<String>,
 }
 
 impl JobProgress {
     pub fn note(&mut self, event: &JobEvent) {
+        self.stage = Some(task::stage(event));
         match event {
-            JobEvent::Uploading { sent, total } => {
+            JobEvent::Uploading {
+                sent,
+                total,
+                audio_ns,
+            } => {
                 self.uploaded = *sent;
                 self.total = *total;
+                self.audio_ns = *audio_ns;
             }
             JobEvent::Queued {
                 file_id,
@@ -163,17 +173,30 @@ impl JobProgress {
         }
     }
 
-    /// `soniox/job` at `stage`.
-    pub fn message(&self, stage: &str) -> gst::Structure {
+    /// Between the start of the upload and the end of the job.
+    pub fn running(&self) -> bool {
+        self.stage
+            .is_some_and(|stage| !matches!(stage, COMPLETED | ERROR | CANCELLED))
+    }
+
+    /// `soniox/job` at `stage` (which it keeps as the last one).
+    pub fn message(&mut self, stage: &'static str) -> gst::Structure {
+        self.stage = Some(stage);
         gst::Structure::builder(JOB)
             .field("stage", stage)
             .field("uploaded-bytes", self.uploaded)
             .field("total-bytes", self.total)
+            .field("audio-duration", self.audio_ns)
             .field_if_some("file-id", self.file_id.as_deref())
             .field_if_some("transcription-id", self.transcription_id.as_deref())
             .build()
     }
 }
+
+/// The `soniox/job` stages that end a job.
+pub const COMPLETED: &str = "completed";
+pub const ERROR: &str = "error";
+pub const CANCELLED: &str = "cancelled";
 
 /// `soniox/endpoint`: `pts` is where the utterance ends (ns), when known.
 pub fn endpoint(pts: Option<u64>, text: &str, session: u32) -> gst::Structure {

@@ -42,6 +42,7 @@ impl SonioxStt {
             "processing" => "Soniox is transcribing",
             "completed" => "Transcription complete",
             "error" => "The transcription failed",
+            "cancelled" => "The transcription was abandoned",
             other => other,
         };
         let message = gst::message::Progress::builder(kind, "soniox-job", text)
@@ -52,9 +53,18 @@ impl SonioxStt {
 
     /// A `mode=async` job failed: `soniox/job` `error` and a `progress` error, before the
     /// element error.
-    pub(super) fn post_job_failed(&self, job: &super::messages::JobProgress) {
-        self.post(job.message("error"));
-        self.post_progress(gst::ProgressType::Error, "error");
+    pub(super) fn post_job_failed(&self, job: &mut super::messages::JobProgress) {
+        self.post(job.message(super::messages::ERROR));
+        self.post_progress(gst::ProgressType::Error, super::messages::ERROR);
+    }
+
+    /// A `mode=async` job still running was abandoned (flush, stop): `soniox/job`
+    /// `cancelled` and a `progress` canceled (its deletions go on by themselves).
+    pub(super) fn post_job_cancelled(&self, job: &mut super::messages::JobProgress) {
+        if job.running() {
+            self.post(job.message(super::messages::CANCELLED));
+            self.post_progress(gst::ProgressType::Canceled, super::messages::CANCELLED);
+        }
     }
 
     /// The `translate-latency` property.

@@ -28,10 +28,11 @@ const UPLOAD_CHUNK: usize = 256 << 10;
 /// What a job reports as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
-    /// `sent` of `total` bytes of the file are on their way.
+    /// `sent` of `total` bytes of the file (`audio_ns` of audio) are on their way.
     Uploading {
         sent: u64,
         total: u64,
+        audio_ns: u64,
     },
     /// The transcription was created (after the upload): it waits for its turn.
     Queued {
@@ -142,17 +143,24 @@ where
     }
 }
 
-/// Transcribes `file` (a WAV file); returns the transcript's tokens (times in ms of the file).
+/// The file to transcribe: a WAV file of `audio_ns` of audio.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub file: Bytes,
+    pub audio_ns: u64,
+}
+
+/// Transcribes the upload; returns the transcript's tokens (times in ms of the file).
 pub async fn run(
     config: &JobConfig,
-    file: Bytes,
+    upload: Upload,
     report: Report,
 ) -> Result<Vec<protocol::Token>, JobError> {
     let created = Created {
         client: config.client.clone(),
         ids: Mutex::new((None, None)),
     };
-    let result = transcribe(config, &created, file, report).await;
+    let result = transcribe(config, &created, upload, report).await;
     created.delete().await;
     result
 }
@@ -160,22 +168,31 @@ pub async fn run(
 async fn transcribe(
     config: &JobConfig,
     created: &Created,
-    file: Bytes,
+    upload: Upload,
     report: Report,
 ) -> Result<Vec<protocol::Token>, JobError> {
     let client = &config.client;
+    let Upload { file, audio_ns } = upload;
     let total = file.len() as u64;
     let file_id = retry(|| {
         let chunks: Vec<Bytes> = (0..file.len())
             .step_by(UPLOAD_CHUNK)
             .map(|at| file.slice(at..(at + UPLOAD_CHUNK).min(file.len())))
             .collect();
-        report(JobEvent::Uploading { sent: 0, total });
+        report(JobEvent::Uploading {
+            sent: 0,
+            total,
+            audio_ns,
+        });
         let progress = report.clone();
         let mut sent = 0u64;
         let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
             sent += chunk.len() as u64;
-            progress(JobEvent::Uploading { sent, total });
+            progress(JobEvent::Uploading {
+                sent,
+                total,
+                audio_ns,
+            });
             Ok::<_, std::io::Error>(chunk)
         }));
         client.upload(reqwest::Body::wrap_stream(stream), total, "audio.wav")
@@ -230,8 +247,11 @@ mod tests {
     use crate::soniox::credentials::ApiKey;
     use soniox_mock::{JobFault, MockConfig, MockServer, Script};
 
-    fn wav(ms: u32) -> Bytes {
-        Bytes::from(soniox_mock::silent_wav(ms))
+    fn wav(ms: u32) -> Upload {
+        Upload {
+            file: Bytes::from(soniox_mock::silent_wav(ms)),
+            audio_ns: u64::from(ms) * 1_000_000,
+        }
     }
 
     fn server(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
@@ -264,6 +284,8 @@ mod tests {
         let tokens = RUNTIME
             .block_on(run(&job(&server, "k"), file.clone(), report))
             .unwrap();
+        let total = file.file.len() as u64;
+        let file = file.file;
         let text: String = tokens.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(text, "Hello there. Bye.");
         assert_eq!(tokens[0].start_ms, Some(200));
@@ -275,17 +297,13 @@ mod tests {
             events.first(),
             Some(&JobEvent::Uploading {
                 sent: 0,
-                total: file.len() as u64
+                total,
+                audio_ns: 2_000_000_000,
             })
         );
         let stages: Vec<&str> = events
             .iter()
-            .map(|e| match e {
-                JobEvent::Uploading { .. } => "uploading",
-                JobEvent::Queued { .. } => "queued",
-                JobEvent::Processing => "processing",
-                JobEvent::Completed => "completed",
-            })
+            .map(super::super::task::stage)
             .collect::<Vec<_>>()
             .into_iter()
             .fold(Vec::new(), |mut v, s| {
@@ -296,8 +314,9 @@ mod tests {
             });
         assert_eq!(stages, ["uploading", "queued", "processing", "completed"]);
         assert!(events.contains(&JobEvent::Uploading {
-            sent: file.len() as u64,
-            total: file.len() as u64
+            sent: total,
+            total,
+            audio_ns: 2_000_000_000,
         }));
     }
 

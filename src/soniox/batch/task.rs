@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::job::{self, JobConfig, JobEvent};
+use super::job::{self, JobConfig, JobEvent, Upload};
 use super::wav::WavBuilder;
 use crate::soniox::audio_queue::{AudioQueue, Queued};
 use crate::soniox::check::Checker;
@@ -19,9 +19,44 @@ use crate::soniox::protocol::ServerMessage;
 use crate::soniox::session::{SessionError, SessionEvent};
 use crate::transcript::timeline::Timeline;
 
-/// Soniox's limits for a file.
-pub const MAX_BYTES: u64 = 500 * 1000 * 1000;
-pub const MAX_DURATION: Duration = Duration::from_secs(300 * 60);
+/// The most a file may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Of the uploaded file.
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+impl Limits {
+    /// Soniox's: 500 MB, 300 minutes.
+    pub const SONIOX: Limits = Limits {
+        bytes: 500 * 1000 * 1000,
+        duration: Duration::from_secs(300 * 60),
+    };
+
+    /// What is over the limits, if anything, in words.
+    fn exceeded(&self, bytes: u64, duration_ns: u64) -> Option<String> {
+        if duration_ns > self.duration.as_nanos() as u64 {
+            let limit = match self.duration.as_secs() {
+                s if s % 60 == 0 => format!("{} minutes", s / 60),
+                s => format!("{s} s"),
+            };
+            Some(format!(
+                "more than {limit} of audio (Soniox takes at most {limit})"
+            ))
+        } else if bytes > self.bytes {
+            let limit = match self.bytes {
+                b if b % 1_000_000 == 0 => format!("{} MB", b / 1_000_000),
+                b => format!("{b} bytes"),
+            };
+            Some(format!(
+                "a file of more than {limit} (Soniox takes at most {limit})"
+            ))
+        } else {
+            None
+        }
+    }
+}
 /// Tokens per reported message (the checks take at most 10 000 at once).
 const TOKENS_PER_MESSAGE: usize = 1000;
 
@@ -34,6 +69,7 @@ pub struct JobSession {
     pub rate: u32,
     pub channels: u16,
     pub bytes_per_second: u64,
+    pub limits: Limits,
 }
 
 /// Runs the session: returns when it has reported its end (or nobody listens any more).
@@ -45,7 +81,7 @@ pub(in crate::soniox) async fn run(
     let mut timeline = Timeline::new(session.bytes_per_second);
     // The audio goes into the file as it comes: it is held once.
     let mut file = match WavBuilder::new(session.format, session.rate, session.channels) {
-        Ok(file) => Some(file),
+        Ok(file) => file,
         Err(reason) => {
             reporter
                 .report(SessionEvent::Failed(SessionError::Job(reason)))
@@ -60,7 +96,7 @@ pub(in crate::soniox) async fn run(
                 let len = chunk.data.len() as u64;
                 timeline.record(Some(chunk.pts), chunk.discont, len);
                 bytes += len;
-                if let Err(reason) = file.as_mut().expect("until the end").push(&chunk.data) {
+                if let Err(reason) = file.push(&chunk.data) {
                     reporter
                         .report(SessionEvent::Failed(SessionError::Job(reason)))
                         .await;
@@ -71,23 +107,20 @@ pub(in crate::soniox) async fn run(
             Some(_) => {}
             None => return,
         }
-        if bytes > MAX_BYTES {
-            let error = too_much(format!("more than {} MB of audio", MAX_BYTES / 1_000_000));
+        // Refused as soon as it is too much: nothing more is held, nothing is uploaded.
+        if let Some(what) = session
+            .limits
+            .exceeded(file.len(), queue.duration_ns(bytes))
+        {
+            let error = SessionError::Job(format!(
+                "mode=async: the file is too long for Soniox's async API: {what}"
+            ));
             reporter.report(SessionEvent::Failed(error)).await;
             return;
         }
     }
-    let duration = Duration::from_nanos(queue.duration_ns(bytes));
-    if duration > MAX_DURATION {
-        let error = too_much(format!(
-            "{} minutes of audio (Soniox takes at most {})",
-            duration.as_secs() / 60,
-            MAX_DURATION.as_secs() / 60
-        ));
-        reporter.report(SessionEvent::Failed(error)).await;
-        return;
-    }
-    let file = match file.take().expect("written").finish() {
+    let audio_ns = queue.duration_ns(bytes);
+    let file = match file.finish() {
         Ok(file) => file,
         Err(reason) => {
             reporter
@@ -101,7 +134,7 @@ pub(in crate::soniox) async fn run(
     let report: job::Report = std::sync::Arc::new(move |event| {
         let _ = sender.send(event);
     });
-    let running = job::run(&session.job, file, report);
+    let running = job::run(&session.job, Upload { file, audio_ns }, report);
     tokio::pin!(running);
     let result = loop {
         tokio::select! {
@@ -156,12 +189,6 @@ pub(in crate::soniox) async fn run(
     reporter.report(SessionEvent::Finished).await;
 }
 
-fn too_much(what: String) -> SessionError {
-    SessionError::Job(format!(
-        "mode=async: the file is too long for Soniox's async API: {what}"
-    ))
-}
-
 /// The job's progress as the stage names of `soniox/job`.
 pub fn stage(event: &JobEvent) -> &'static str {
     match event {
@@ -169,5 +196,115 @@ pub fn stage(event: &JobEvent) -> &'static str {
         JobEvent::Queued { .. } => "queued",
         JobEvent::Processing => "processing",
         JobEvent::Completed => "completed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RUNTIME;
+    use crate::soniox::audio_queue::Overflow;
+    use crate::soniox::batch::rest::RestClient;
+    use crate::soniox::credentials::ApiKey;
+    use bytes::Bytes;
+    use soniox_mock::{MockConfig, MockServer, Script};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<SessionEvent>>);
+
+    impl Report for Collect {
+        async fn report(&self, event: SessionEvent) -> bool {
+            self.0.lock().unwrap().push(event);
+            true
+        }
+    }
+
+    /// Runs a job session with `limits` over `seconds` of 16 kHz S16LE audio in 100 ms
+    /// chunks; returns what it reported and the stand-in.
+    fn session(limits: Limits, seconds: u64) -> (Vec<SessionEvent>, MockServer) {
+        let script = Script::from_utterances(&[("Hello there.", 200, 900)]);
+        let server = MockServer::start(MockConfig::new("k", script));
+        let session = JobSession {
+            job: JobConfig {
+                client: RestClient::new(&server.rest_url(), ApiKey::new("k").unwrap()).unwrap(),
+                request: serde_json::json!({"model": "stt-async-v5"}),
+                timeout: Duration::from_secs(10),
+                first_poll: Duration::from_millis(50),
+            },
+            format: "pcm_s16le",
+            rate: 16_000,
+            channels: 1,
+            bytes_per_second: 32_000,
+            limits,
+        };
+        let queue = AudioQueue::new(Overflow::Block, u64::MAX, 32_000);
+        for _ in 0..seconds * 10 {
+            let chunk = Bytes::from(vec![0u8; 3200]);
+            queue.push_audio(None, false, chunk).unwrap();
+        }
+        queue.push_control(Queued::EndOfAudio).unwrap();
+        let reporter = Collect::default();
+        RUNTIME.block_on(run(&session, &queue, &reporter));
+        (reporter.0.into_inner().unwrap(), server)
+    }
+
+    fn failure(events: &[SessionEvent]) -> String {
+        match events {
+            [SessionEvent::Failed(SessionError::Job(reason))] => reason.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn too_long_a_file_is_refused_before_the_upload_saying_so() {
+        let limits = Limits {
+            duration: Duration::from_secs(2),
+            ..Limits::SONIOX
+        };
+        let (events, server) = session(limits, 3);
+        let reason = failure(&events);
+        assert!(reason.contains("more than 2 s of audio"), "{reason}");
+        assert!(server.rest_requests().is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn too_big_a_file_is_refused_before_the_upload_saying_so() {
+        let limits = Limits {
+            bytes: 64_000,
+            ..Limits::SONIOX
+        };
+        let (events, server) = session(limits, 3);
+        let reason = failure(&events);
+        assert!(
+            reason.contains("a file of more than 64000 bytes"),
+            "{reason}"
+        );
+        assert!(server.rest_requests().is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn a_file_within_the_limits_is_transcribed() {
+        let (events, server) = session(Limits::SONIOX, 2);
+        assert_eq!(events.last(), Some(&SessionEvent::Finished), "{events:?}");
+        assert!(events.iter().any(
+            |e| matches!(e, SessionEvent::Job(JobEvent::Uploading { audio_ns, .. })
+                if *audio_ns == 2_000_000_000)
+        ));
+        assert_eq!(server.uploaded_files().len(), 1);
+    }
+
+    #[test]
+    fn sonioxs_limits_are_named_in_its_words() {
+        let at = |minutes: u64| minutes * 60 * 1_000_000_000;
+        assert_eq!(Limits::SONIOX.exceeded(1000, at(300)), None);
+        assert_eq!(
+            Limits::SONIOX.exceeded(1000, at(300) + 1).unwrap(),
+            "more than 300 minutes of audio (Soniox takes at most 300 minutes)"
+        );
+        assert_eq!(
+            Limits::SONIOX.exceeded(500_000_001, at(1)).unwrap(),
+            "a file of more than 500 MB (Soniox takes at most 500 MB)"
+        );
     }
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The file uploaded in `mode=async`: the raw audio the element received, in a WAV container
 //! (written by `hound`). WAV holds little-endian PCM: big-endian samples are swapped and
-//! unsigned 8-bit ones re-centred (both lossless), 64-bit floats become 32-bit ones.
+//! unsigned 8-bit ones re-centred (both lossless), 64-bit floats become 32-bit ones, and
+//! μ-law and A-law (G.711) samples are expanded to the 16-bit values they stand for (exact:
+//! every G.711 code is a 16-bit value), which any WAV reader takes.
 
 use bytes::Bytes;
 
@@ -24,7 +26,8 @@ impl WavBuilder {
             "pcm_s32le" | "pcm_s32be" => (32, false, 4),
             "pcm_f32le" | "pcm_f32be" => (32, true, 4),
             "pcm_f64le" | "pcm_f64be" => (32, true, 8),
-            other => return Err(format!("mode=async takes PCM audio, not {other}")),
+            "mulaw" | "alaw" => (16, false, 1),
+            other => return Err(format!("mode=async cannot upload {other} audio")),
         };
         let spec = hound::WavSpec {
             channels,
@@ -63,6 +66,11 @@ impl WavBuilder {
         write(&mut self.writer, self.format, &data[..whole]).map_err(error)?;
         self.carry.extend_from_slice(&data[whole..]);
         Ok(())
+    }
+
+    /// The file's size so far (header included).
+    pub fn len(&self) -> u64 {
+        self.file.0.lock().unwrap().get_ref().len() as u64
     }
 
     /// The finished file.
@@ -123,12 +131,48 @@ fn write<W: std::io::Write + std::io::Seek>(
         "pcm_f32be" => data.chunks_exact(4).try_for_each(|s| {
             writer.write_sample(f32::from_be_bytes(s.try_into().expect("4 bytes")))
         }),
+        "mulaw" => data
+            .iter()
+            .try_for_each(|&b| writer.write_sample(mulaw_to_linear(b))),
+        "alaw" => data
+            .iter()
+            .try_for_each(|&b| writer.write_sample(alaw_to_linear(b))),
         "pcm_f64le" => data.chunks_exact(8).try_for_each(|s| {
             writer.write_sample(f64::from_le_bytes(s.try_into().expect("8 bytes")) as f32)
         }),
         _ => data.chunks_exact(8).try_for_each(|s| {
             writer.write_sample(f64::from_be_bytes(s.try_into().expect("8 bytes")) as f32)
         }),
+    }
+}
+
+/// The 16-bit value of a G.711 μ-law code (ITU-T G.711: the bits are stored inverted; a
+/// 4-bit mantissa over a 3-bit exponent, biased by 0x84).
+fn mulaw_to_linear(code: u8) -> i16 {
+    let code = !code;
+    let exponent = (code >> 4) & 0x07;
+    let magnitude = ((i16::from(code & 0x0f) << 3) + 0x84) << exponent;
+    if code & 0x80 != 0 {
+        0x84 - magnitude
+    } else {
+        magnitude - 0x84
+    }
+}
+
+/// The 16-bit value of a G.711 A-law code (ITU-T G.711: even bits inverted; segment 0 is
+/// linear, each further one doubles the step).
+fn alaw_to_linear(code: u8) -> i16 {
+    let code = code ^ 0x55;
+    let segment = (code >> 4) & 0x07;
+    let mantissa = i16::from(code & 0x0f) << 4;
+    let magnitude = match segment {
+        0 => mantissa + 8,
+        _ => (mantissa + 0x108) << (segment - 1),
+    };
+    if code & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
     }
 }
 
@@ -183,8 +227,26 @@ mod tests {
         let u8 = wav_file("pcm_u8", 8000, 1, vec![Bytes::from_static(&[200])]).unwrap();
         let mut reader = hound::WavReader::new(std::io::Cursor::new(u8.to_vec())).unwrap();
         assert_eq!(reader.samples::<i8>().next().unwrap().unwrap(), 72);
-        assert!(wav_file("mulaw", 8000, 1, vec![])
+        assert!(wav_file("opus", 8000, 1, vec![])
             .unwrap_err()
-            .contains("mulaw"));
+            .contains("opus"));
+    }
+
+    #[test]
+    fn g711_codes_become_the_16_bit_values_they_stand_for() {
+        // Values from ITU-T G.711's tables: the two ends and silence.
+        assert_eq!(mulaw_to_linear(0xff), 0);
+        assert_eq!(mulaw_to_linear(0x7f), 0);
+        assert_eq!(mulaw_to_linear(0x00), -32124);
+        assert_eq!(mulaw_to_linear(0x80), 32124);
+        assert_eq!(alaw_to_linear(0xd5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(alaw_to_linear(0xaa), 32256);
+        assert_eq!(alaw_to_linear(0x2a), -32256);
+        let file = wav_file("mulaw", 8000, 1, vec![Bytes::from_static(&[0x80, 0xff])]).unwrap();
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(file.to_vec())).unwrap();
+        assert_eq!(reader.spec().bits_per_sample, 16);
+        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(samples, [32124, 0]);
     }
 }

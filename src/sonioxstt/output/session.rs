@@ -56,8 +56,7 @@ pub struct SessionOutput {
 #[derive(Default)]
 struct JobState {
     progress: messages::JobProgress,
-    /// The last stage posted (upload progress is posted by each tenth).
-    stage: &'static str,
+    /// Upload progress is posted by each tenth.
     posted_tenth: u64,
 }
 
@@ -348,21 +347,19 @@ impl SessionOutput {
     /// A stage of a `mode=async` job: `soniox/job`, and a GStreamer `progress` message.
     fn job(&mut self, imp: &SonioxStt, event: &JobEvent) {
         let job = &mut self.job;
+        let last = job.progress.stage;
         job.progress.note(event);
-        if let JobEvent::Uploading { sent, total } = event {
-            // Upload progress by tenths.
+        if let JobEvent::Uploading { sent, total, .. } = event {
             let tenth = sent * 10 / (*total).max(1);
-            if job.stage == "uploading" && tenth == job.posted_tenth && sent < total {
+            if last == job.progress.stage && tenth == job.posted_tenth && sent < total {
                 return;
             }
             job.posted_tenth = tenth;
         }
         let stage = task::stage(event);
-        let first = job.stage.is_empty();
-        job.stage = stage;
         imp.post(job.progress.message(stage));
         let kind = match event {
-            _ if first => gst::ProgressType::Start,
+            _ if last.is_none() => gst::ProgressType::Start,
             JobEvent::Completed => gst::ProgressType::Complete,
             _ => gst::ProgressType::Continue,
         };
