@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -21,35 +22,24 @@ fn run_async(server: &MockServer, extra: &str) -> (Run, Recorder) {
     (run, recorder)
 }
 
-#[test]
-fn a_file_is_transcribed_as_a_whole_with_exact_times_and_nothing_left_behind() {
-    let script = sample_script();
-    // Long enough that a poll finds the job processing.
-    let server = server(script.clone(), |c| {
-        c.job_delay = Duration::from_millis(2500)
+/// The bytes crossing `pad`, as they cross it.
+fn record_bytes(pad: &gst::Pad) -> Arc<Mutex<Vec<u8>>> {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let into = bytes.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer() {
+            into.lock()
+                .unwrap()
+                .extend_from_slice(&buffer.map_readable().unwrap());
+        }
+        gst::PadProbeReturn::Ok
     });
-    let (run, recorder) = run_async(&server, "");
-    assert!(run.eos, "{:?}", run.error());
-    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
-    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    bytes
+}
 
-    let files = server.uploaded_files();
-    assert_eq!(files.len(), 1);
-    let uploaded = soniox_mock::wav_data(&files[0].bytes).unwrap().to_vec();
-    assert_eq!(
-        uploaded,
-        wav_data(&sample_wav()),
-        "the audio uploaded is the input's"
-    );
-    assert!(files[0].deleted, "the file is deleted");
-    let jobs = server.transcription_jobs();
-    assert_eq!(jobs.len(), 1);
-    assert!(jobs[0].deleted, "the transcription is deleted");
-    assert_eq!(jobs[0].request["model"], "stt-async-v5");
-    assert_eq!(server.connection_count(), 0, "no WebSocket connection");
-
-    let stages: Vec<String> = run
-        .structures("soniox/job")
+/// The stages of `soniox/job`, each once in a row.
+fn stages(run: &Run) -> Vec<String> {
+    run.structures("soniox/job")
         .iter()
         .map(|s| s.get::<String>("stage").unwrap())
         .fold(Vec::new(), |mut v, s| {
@@ -57,20 +47,146 @@ fn a_file_is_transcribed_as_a_whole_with_exact_times_and_nothing_left_behind() {
                 v.push(s);
             }
             v
-        });
-    assert_eq!(stages, ["uploading", "queued", "processing", "completed"]);
+        })
+}
+
+#[test]
+fn a_60_s_file_is_transcribed_as_a_whole_with_exact_times_and_nothing_left_behind() {
+    // The sample's words every 20 s, over 60 s of a 16 kHz tone.
+    let script = Script::repeating(&sample_script(), 20_000, 60_000);
+    // Long enough that a poll finds the job processing.
+    let server = server(script.clone(), |c| {
+        c.job_delay = Duration::from_millis(2500)
+    });
+    let (pipeline, stt) = launch(&format!(
+        "audiotestsrc samplesperbuffer=1600 num-buffers=600 ! \
+         audio/x-raw,format=S16LE,rate=16000,channels=1 ! sonioxstt name=stt mode=async \
+         rest-url={} url=ws://127.0.0.1:9/nowhere api-key={KEY} ! fakesink sync=false",
+        server.rest_url()
+    ));
+    let input = record_bytes(&stt.static_pad("sink").unwrap());
+    let recorder = Recorder::attach(&stt);
+    let run = run(&pipeline, Duration::from_secs(30));
+    assert!(run.eos, "{:?}", run.error());
+    assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
+    assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+    assert_eq!(recorder.words().len(), 3 * sample_script().words().count());
+
+    let files = server.uploaded_files();
+    assert_eq!(files.len(), 1);
+    let uploaded = soniox_mock::wav_data(&files[0].bytes).unwrap().to_vec();
+    let input = input.lock().unwrap().clone();
+    assert_eq!(input.len(), 60 * 32_000);
+    assert!(uploaded == input, "the audio uploaded is the input's");
+    assert!(files[0].deleted, "the file is deleted");
+    let jobs = server.transcription_jobs();
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].deleted, "the transcription is deleted");
+    assert_eq!(jobs[0].request["model"], "stt-async-v5");
+    assert_eq!(server.connection_count(), 0, "no WebSocket connection");
+
+    assert_eq!(
+        stages(&run),
+        ["uploading", "queued", "processing", "completed"]
+    );
     let last = run.structures("soniox/job").last().unwrap().clone();
     assert_eq!(
         last.get::<u64>("uploaded-bytes").unwrap(),
         files[0].bytes.len() as u64
     );
+    assert_eq!(
+        last.get::<u64>("total-bytes").unwrap(),
+        files[0].bytes.len() as u64
+    );
+    assert_eq!(last.get::<u64>("audio-duration").unwrap(), 60_000 * MS);
     assert!(last.get::<String>("transcription-id").is_ok());
-    let progress = run
+    assert!(last.get::<String>("file-id").is_ok());
+    let progress: Vec<gst::ProgressType> = run
         .messages
         .iter()
-        .filter(|m| m.type_() == gst::MessageType::Progress)
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Progress(p) => Some(p.get().0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(progress.first(), Some(&gst::ProgressType::Start));
+    assert_eq!(progress.last(), Some(&gst::ProgressType::Complete));
+    assert!(progress.len() >= 4, "progress messages: {progress:?}");
+}
+
+/// What a user sees of a run on `src`: the words (or cues) and the utterance ends.
+fn observed(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Word {
+                text,
+                pts,
+                duration,
+                ..
+            } => Some(format!("{text:?} {pts:?} {duration:?}")),
+            Seen::Custom(name) => Some(name.clone()),
+            Seen::SpeakerChange(speaker) => Some(format!("speaker {speaker}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn async_cues_and_utterance_ends_are_the_real_time_ones() {
+    let script = sample_script();
+    let server = server(script.clone(), |c| c.job_delay = Duration::from_millis(100));
+    let extra = "granularity=sentence enable-speaker-diarization=true";
+    let (run, recorder) = run_async(&server, extra);
+    assert!(run.eos, "{:?}", run.error());
+    let (pipeline, stt) = sample_pipeline(&server, extra);
+    let realtime = Recorder::attach(&stt);
+    let realtime_run = common::run(&pipeline, WAIT);
+    assert!(realtime_run.eos, "{:?}", realtime_run.error());
+
+    let cues = observed(&recorder.seen());
+    assert_eq!(cues, observed(&realtime.seen()));
+    let ends = cues
+        .iter()
+        .filter(|c| *c == "rstranscribe/final-transcript")
         .count();
-    assert!(progress >= 4, "progress messages: {progress}");
+    assert_eq!(ends, script.utterances.len(), "{cues:#?}");
+    assert_eq!(
+        run.structures("soniox/endpoint").len(),
+        realtime_run.structures("soniox/endpoint").len()
+    );
+}
+
+/// μ-law and A-law: Soniox gets the 16-bit values the codes stand for, as GStreamer's own
+/// decoders give them.
+#[test]
+fn g711_audio_is_uploaded_as_the_samples_it_stands_for() {
+    for (encoder, decoder) in [("mulawenc", "mulawdec"), ("alawenc", "alawdec")] {
+        let script = sample_script();
+        let server = server(script.clone(), |c| c.job_delay = Duration::from_millis(100));
+        let (pipeline, stt) = launch(&format!(
+            "audiotestsrc samplesperbuffer=800 num-buffers=200 volume=0.5 ! \
+             audio/x-raw,format=S16LE,rate=8000,channels=1 ! {encoder} ! tee name=t \
+             t. ! queue ! sonioxstt name=stt mode=async rest-url={} api-key={KEY} ! \
+             fakesink sync=false t. ! queue ! {decoder} name=dec ! fakesink sync=false",
+            server.rest_url()
+        ));
+        let decoded = record_bytes(&pipeline.by_name("dec").unwrap().static_pad("src").unwrap());
+        let recorder = Recorder::attach(&stt);
+        let run = run(&pipeline, WAIT);
+        assert!(run.eos, "{encoder}: {:?}", run.error());
+        assert_words_match(&recorder.words(), &script, |ms| ms * MS);
+        let files = server.uploaded_files();
+        let reader = hound::WavReader::new(std::io::Cursor::new(files[0].bytes.to_vec())).unwrap();
+        assert_eq!(reader.spec().sample_rate, 8000);
+        assert_eq!(reader.spec().bits_per_sample, 16);
+        let uploaded = soniox_mock::wav_data(&files[0].bytes).unwrap().to_vec();
+        let decoded = decoded.lock().unwrap().clone();
+        assert_eq!(decoded.len(), 20 * 16_000);
+        assert!(
+            uploaded == decoded,
+            "{encoder}: the uploaded samples are the decoded input"
+        );
+    }
 }
 
 #[test]
@@ -100,11 +216,7 @@ fn a_failed_job_is_an_error_with_its_message_and_nothing_is_left_behind() {
     let (run, _) = run_async(&server, "");
     let (error, _) = run.error().expect("an error");
     assert!(error.contains("Audio is too noisy."), "{error}");
-    let stages: Vec<String> = run
-        .structures("soniox/job")
-        .iter()
-        .map(|s| s.get::<String>("stage").unwrap())
-        .collect();
+    let stages = stages(&run);
     assert_eq!(
         stages.last().map(String::as_str),
         Some("error"),
@@ -161,6 +273,31 @@ fn a_job_abandoned_by_stopping_the_pipeline_leaves_nothing_behind() {
         }
     };
     assert!(queued, "the job was queued");
+    // PAUSED→READY abandons it, and says so.
+    pipeline.set_state(gst::State::Ready).unwrap();
+    let mut cancelled = (false, false);
+    while let Some(message) = bus.timed_pop(gst::ClockTime::from_seconds(5)) {
+        match message.view() {
+            gst::MessageView::Progress(p) if p.get().0 == gst::ProgressType::Canceled => {
+                cancelled.1 = true;
+            }
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                if s.name() == "soniox/job" {
+                    cancelled.0 = s.get::<String>("stage").unwrap() == "cancelled";
+                }
+            }
+            _ => {}
+        }
+        if cancelled == (true, true) {
+            break;
+        }
+    }
+    assert_eq!(
+        cancelled,
+        (true, true),
+        "soniox/job cancelled, progress canceled"
+    );
     pipeline.set_state(gst::State::Null).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !(server.uploaded_files().iter().all(|f| f.deleted)

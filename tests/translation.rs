@@ -729,3 +729,48 @@ fn a_full_queue_on_src_does_not_keep_the_translation_sinks_from_prerolling() {
     let run = run(&pipeline, WAIT);
     assert!(run.eos, "{:?}", run.error());
 }
+
+/// `mode=async`: the same pads from one job per session of the plan, its transcript timed
+/// by the same table.
+#[test]
+fn translation_pads_work_in_async_mode_one_way_and_two_way() {
+    let script = sample_script();
+    let server = common::server(script.clone(), |c| {
+        c.job_delay = std::time::Duration::from_millis(100)
+    });
+    let extra = format!("mode=async rest-url={}", server.rest_url());
+    let out = translate(&server, &extra, &["fr", "de"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    assert_eq!(server.connection_count(), 0, "no WebSocket");
+    let mut targets: Vec<serde_json::Value> = server
+        .transcription_jobs()
+        .iter()
+        .map(|j| j.request["translation"]["target_language"].clone())
+        .collect();
+    targets.sort_by_key(|t| t.to_string());
+    assert_eq!(targets, [json!("de"), json!("fr")], "a job per target");
+    assert!(server.transcription_jobs().iter().all(|j| j.deleted));
+    assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+    let all = said(&script, |_| true);
+    assert_translated(&out.pads[0].seen(), &all, "fr");
+    assert_translated(&out.pads[1].seen(), &all, "de");
+
+    let script = bilingual();
+    let server = common::server(script.clone(), |c| {
+        c.job_delay = std::time::Duration::from_millis(100)
+    });
+    let extra = format!(
+        "mode=async rest-url={} translation=two-way",
+        server.rest_url()
+    );
+    let out = translate(&server, &extra, &["en", "es"]);
+    assert!(out.run.eos, "{:?}", out.run.error());
+    assert_eq!(
+        server.transcription_jobs()[0].request["translation"],
+        json!({"type": "two_way", "language_a": "en", "language_b": "es"})
+    );
+    assert_words_match(&out.src.words(), &script, |ms| ms * MS);
+    let from = |language: &'static str| move |l: Option<&str>| l.unwrap_or("en") == language;
+    assert_translated(&out.pads[0].seen(), &said(&script, from("es")), "en");
+    assert_translated(&out.pads[1].seen(), &said(&script, from("en")), "es");
+}

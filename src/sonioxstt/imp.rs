@@ -92,6 +92,11 @@ impl SonioxStt {
     /// The settings a session starts with: the properties, and, when `language-code` is
     /// unset, the language of the transcriberbin the element sits in (gst-plugins-rs 0.13
     /// passes its `language-code` on only when it changes from its default, `en-US`).
+    /// `mode=async`.
+    pub(super) fn is_async(&self) -> bool {
+        self.settings.lock().unwrap().mode == super::Mode::Async
+    }
+
     pub(super) fn settings(&self) -> Settings {
         let mut settings = self.settings.lock().unwrap().clone();
         if settings.language_code.is_none() {

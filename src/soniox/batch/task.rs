@@ -15,7 +15,7 @@ use crate::soniox::audio_queue::{AudioQueue, Queued};
 use crate::soniox::check::Checker;
 use crate::soniox::connection::Report;
 use crate::soniox::event::Results;
-use crate::soniox::protocol::ServerMessage;
+use crate::soniox::protocol::{ServerMessage, Token};
 use crate::soniox::session::{SessionError, SessionEvent};
 use crate::transcript::timeline::Timeline;
 
@@ -59,6 +59,9 @@ impl Limits {
 }
 /// Tokens per reported message (the checks take at most 10 000 at once).
 const TOKENS_PER_MESSAGE: usize = 1000;
+/// A pause between two words this long or longer ends an utterance (an async transcript
+/// has no endpoints of its own); the same pause ends a caption cue (contract §4b).
+const UTTERANCE_PAUSE_MS: u64 = 700;
 
 /// What a job session needs besides the job.
 #[derive(Debug, Clone)]
@@ -165,6 +168,7 @@ pub(in crate::soniox) async fn run(
         token.is_final = true;
     }
     let sent_ms = queue.duration_ns(bytes).div_ceil(1_000_000);
+    let tokens = mark_utterances(tokens, sent_ms);
     let mut checker = Checker::new();
     for part in tokens.chunks(TOKENS_PER_MESSAGE) {
         let message = ServerMessage {
@@ -187,6 +191,34 @@ pub(in crate::soniox) async fn run(
         }
     }
     reporter.report(SessionEvent::Finished).await;
+}
+
+/// Puts an `<end>` where a pause of [`UTTERANCE_PAUSE_MS`] or more parts two words (or the
+/// last word and the end of the audio, at `audio_ms`), as a real-time session's endpoint
+/// would: after the translations of what came before (which have no times), before the next
+/// spoken token. So utterances end downstream (`final-transcript`, `soniox/endpoint`) as
+/// they do in real time.
+fn mark_utterances(tokens: Vec<Token>, audio_ms: u64) -> Vec<Token> {
+    let end = || Token {
+        text: Token::END.into(),
+        is_final: true,
+        ..Token::default()
+    };
+    let mut marked = Vec::with_capacity(tokens.len() + tokens.len() / 8);
+    let mut spoken_until: Option<u64> = None;
+    for token in tokens {
+        if let (Some(start), false) = (token.start_ms, token.is_translation()) {
+            if spoken_until.is_some_and(|until| start >= until + UTTERANCE_PAUSE_MS) {
+                marked.push(end());
+            }
+            spoken_until = Some(token.end_ms.unwrap_or(start).max(spoken_until.unwrap_or(0)));
+        }
+        marked.push(token);
+    }
+    if spoken_until.is_some_and(|until| audio_ms >= until + UTTERANCE_PAUSE_MS) {
+        marked.push(end());
+    }
+    marked
 }
 
 /// The job's progress as the stage names of `soniox/job`.
@@ -292,6 +324,44 @@ mod tests {
                 if *audio_ns == 2_000_000_000)
         ));
         assert_eq!(server.uploaded_files().len(), 1);
+    }
+
+    #[test]
+    fn a_pause_between_words_ends_an_utterance_after_its_translation() {
+        let token = |text: &str, times: Option<(u64, u64)>| Token {
+            text: text.into(),
+            start_ms: times.map(|t| t.0),
+            end_ms: times.map(|t| t.1),
+            is_final: true,
+            translation_status: Some(
+                if times.is_some() {
+                    "original"
+                } else {
+                    "translation"
+                }
+                .into(),
+            ),
+            ..Token::default()
+        };
+        let tokens = vec![
+            token("Hel", Some((100, 200))),
+            token("lo.", Some((200, 500))),
+            token(" [fr] Hello.", None),
+            token(" Bye.", Some((1199, 1500))),
+            token(" Now.", Some((2200, 2400))),
+        ];
+        let texts = |audio_ms| -> Vec<String> {
+            mark_utterances(tokens.clone(), audio_ms)
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
+        };
+        assert_eq!(
+            texts(2400),
+            ["Hel", "lo.", " [fr] Hello.", " Bye.", "<end>", " Now."],
+            "699 ms is no pause; 700 ms is"
+        );
+        assert_eq!(texts(3100).last().unwrap(), "<end>", "nor up to the end");
     }
 
     #[test]

@@ -122,14 +122,16 @@ impl Lane {
         ctx: &Context,
         ended: bool,
     ) -> Result<(), gst::FlowError> {
-        // No next word can join the open cue once what is settled is a pause past it (for
-        // a translation: what is settled and translated).
-        let cue_settled = match &self.source {
-            Source::Words(_) => ctx.settled,
-            Source::Translation(translator) => match translator.held_pts() {
-                Some(held) => ctx.settled.map(|s| s.min(held)),
-                None => ctx.settled,
-            },
+        // No next word can join the open cue once what is settled is a pause past it: not
+        // past a word still being assembled (its end may come in a later message) nor, for
+        // a translation, past what is awaiting its translation.
+        let held = match &self.source {
+            Source::Words(assembler) => assembler.pending_pts(),
+            Source::Translation(translator) => translator.held_pts(),
+        };
+        let cue_settled = match held {
+            Some(held) => ctx.settled.map(|s| s.min(held)),
+            None => ctx.settled,
         };
         if let (Some(settled), Some(cues)) = (cue_settled, self.cues.as_mut()) {
             if let Some(cue) = cues.settle(settled) {

@@ -331,8 +331,11 @@ impl Writers {
         self.src.push_event(imp, event);
         // One thread pushes all the pads: every pad's sink must be able to preroll before
         // any of them waits for PLAYING (a queue after one pad fills up while another's
-        // text is still to come), so each gets an empty GAP at the segment's start.
-        if let (true, false, Some(start)) = (segment, prerolls.is_empty(), self.segment_start()) {
+        // text is still to come), so each gets an empty GAP at the segment's start. So does
+        // `src` in `mode=async`, whose text comes only after the end of the audio (a branch
+        // beside it, after a tee, must not wait for PLAYING meanwhile).
+        let holds_back = !prerolls.is_empty() || imp.is_async();
+        if let (true, true, Some(start)) = (segment, holds_back, self.segment_start()) {
             self.src.preroll(imp, start);
             for pad in prerolls {
                 self.translation(imp, pad.upcast_ref()).preroll(imp, start);
