@@ -309,3 +309,19 @@ fn a_job_abandoned_by_stopping_the_pipeline_leaves_nothing_behind() {
     }
     assert_eq!(server.transcription_jobs().len(), 1);
 }
+
+/// The README's `transcribe --async`: the job's stages, then every word with its times.
+#[test]
+fn the_transcribe_example_with_async_prints_the_stages_and_the_words() {
+    let binary = example_binary("transcribe");
+    let (success, output) = run_example(&binary, &["--async"], WAIT);
+    assert!(success, "the example succeeds:\n{output}");
+    let at = |needle: &str| {
+        output
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} in:\n{output}"))
+    };
+    assert!(at("(job: uploading, 0 of 640044 bytes)") < at("(job: queued)"));
+    assert!(at("(job: completed)") < at("[0:00:00.500 → 0:00:00.902] Hello,"));
+    assert!(output.contains(&format!("Transcript: {}", sample_script().final_text())));
+}
