@@ -113,7 +113,7 @@ pub(in crate::soniox) async fn run(
         // Refused as soon as it is too much: nothing more is held, nothing is uploaded.
         if let Some(what) = session
             .limits
-            .exceeded(file.len(), queue.duration_ns(bytes))
+            .exceeded(file.file_size(), queue.duration_ns(bytes))
         {
             let error = SessionError::Job(format!(
                 "mode=async: the file is too long for Soniox's async API: {what}"

@@ -69,7 +69,7 @@ impl WavBuilder {
     }
 
     /// The file's size so far (header included).
-    pub fn len(&self) -> u64 {
+    pub fn file_size(&self) -> u64 {
         self.file.0.lock().unwrap().get_ref().len() as u64
     }
 
