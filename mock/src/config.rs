@@ -72,7 +72,13 @@ pub struct MockConfig {
     pub job_delay: Duration,
     /// The async API's misbehaviours.
     pub job_faults: Vec<crate::jobs::JobFault>,
+    /// Called with the connection's index and each JSON message once the socket took it
+    /// (benchmarks time the client's reaction from there). Default none.
+    pub on_sent: Option<SentHook>,
 }
+
+/// See [`MockConfig::on_sent`].
+pub type SentHook = Arc<dyn Fn(usize, &serde_json::Value) + Send + Sync>;
 
 impl fmt::Debug for MockConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -99,6 +105,7 @@ impl fmt::Debug for MockConfig {
             .field("late_translation", &self.late_translation)
             .field("job_delay", &self.job_delay)
             .field("job_faults", &self.job_faults)
+            .field("on_sent", &self.on_sent.is_some())
             .finish()
     }
 }
@@ -125,6 +132,7 @@ impl MockConfig {
             late_translation: false,
             job_delay: crate::jobs::DEFAULT_JOB_DELAY,
             job_faults: Vec::new(),
+            on_sent: None,
         }
     }
 

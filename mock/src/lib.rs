@@ -51,7 +51,7 @@ mod translate;
 #[cfg(test)]
 mod tests;
 
-pub use config::MockConfig;
+pub use config::{MockConfig, SentHook};
 pub use faults::Fault;
 pub use jobs::{silent_wav, JobFault, TranscriptionJob, UploadedFile};
 pub use keys::TemporaryKeyOptions;

@@ -609,6 +609,8 @@ where
         }
         let text = value.to_string();
         let capped = !self.ctx.config.keep_audio;
+        let hook = self.ctx.config.on_sent.clone();
+        let seen = hook.is_some().then(|| value.clone());
         self.ctx.shared.update(self.ctx.index, |r| {
             r.push_sent(value, capped);
             if let Some(end) = end {
@@ -618,6 +620,9 @@ where
         if self.ws.send(Message::text(text)).await.is_err() {
             self.set_end(SessionEnd::Dropped);
             return Err(Stop);
+        }
+        if let (Some(hook), Some(value)) = (hook, seen) {
+            hook(self.ctx.index, &value);
         }
         Ok(())
     }

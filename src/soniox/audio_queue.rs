@@ -4,7 +4,10 @@
 //! The producer is a GStreamer streaming thread (plain blocking code), the consumer is the
 //! session task on the runtime. What happens when audio arrives faster than the socket takes
 //! it depends on the input:
-//! - [`Overflow::Block`] (non-live): the producer waits for room; nothing is lost.
+//! - [`Overflow::Block`] (non-live): the producer waits for room; nothing is lost. A producer
+//!   that waits is woken once the queue has drained to half its limit (not for each chunk
+//!   taken), and only a waiting producer is woken: a fast producer and its consumer do not
+//!   trade a wakeup per chunk.
 //! - [`Overflow::DropOldest`] (live): the producer never waits; when the audio the service
 //!   has not taken yet — queued here, plus sent but not yet processed (in socket buffers or
 //!   waiting at the server, as the session reports) — would exceed the limit, the oldest
@@ -98,6 +101,8 @@ struct Inner {
     suspect: bool,
     /// When the end of audio was queued.
     ended_at: Option<Instant>,
+    /// A producer waits for room.
+    producer_waiting: bool,
 }
 
 impl AudioQueue {
@@ -139,13 +144,21 @@ impl AudioQueue {
     ) -> Result<Pushed, Closed> {
         let len = data.len() as u64;
         let mut inner = self.lock();
-        if self.overflow == Overflow::Block {
+        if self.overflow == Overflow::Block
+            && !inner.closed
+            && inner.audio_bytes > 0
+            && inner.audio_bytes + len > self.limit_bytes
+        {
+            // Full: wait until it has drained to half and has room (or is empty, or closed).
             while !inner.closed
                 && inner.audio_bytes > 0
-                && inner.audio_bytes + len > self.limit_bytes
+                && (inner.audio_bytes > self.limit_bytes / 2
+                    || inner.audio_bytes + len > self.limit_bytes)
             {
+                inner.producer_waiting = true;
                 inner = self.room.wait(inner).unwrap_or_else(|e| e.into_inner());
             }
+            inner.producer_waiting = false;
         }
         if inner.closed {
             return Err(Closed);
@@ -243,13 +256,59 @@ impl AudioQueue {
             if std::mem::take(&mut inner.hole) {
                 chunk.discont = true;
             }
-            if inner.audio_bytes <= self.limit_bytes / 2 {
+            let half = inner.audio_bytes <= self.limit_bytes / 2;
+            if half {
                 inner.dropping = false;
             }
+            let wake = inner.producer_waiting && (half || inner.audio_bytes == 0);
             drop(inner);
-            self.room.notify_all();
+            if wake {
+                self.room.notify_all();
+            }
         }
         Some(item)
+    }
+
+    /// Appends to `chunk` the audio queued right after it, while it follows on without a
+    /// break (no control item, no hole, no DISCONT, timestamps that continue) and the whole
+    /// stays within `max_bytes`: fewer, larger frames for audio that waits anyway.
+    pub fn merge_following(&self, chunk: &mut Chunk, max_bytes: u64) {
+        let mut inner = self.lock();
+        let mut merged: Option<bytes::BytesMut> = None;
+        let mut len = chunk.data.len() as u64;
+        while !inner.hole {
+            let Some(Queued::Audio(next)) = inner.items.front() else {
+                break;
+            };
+            let follows = !next.discont && next.pts == chunk.pts + self.duration_ns(len);
+            if !follows || len + next.data.len() as u64 > max_bytes {
+                break;
+            }
+            let Some(Queued::Audio(next)) = inner.items.pop_front() else {
+                unreachable!("looked at above");
+            };
+            let out = merged.get_or_insert_with(|| {
+                let mut out = bytes::BytesMut::with_capacity(max_bytes as usize);
+                out.extend_from_slice(&chunk.data);
+                out
+            });
+            out.extend_from_slice(&next.data);
+            len += next.data.len() as u64;
+            inner.audio_bytes -= next.data.len() as u64;
+        }
+        let Some(merged) = merged else {
+            return;
+        };
+        chunk.data = merged.freeze();
+        let half = inner.audio_bytes <= self.limit_bytes / 2;
+        if half {
+            inner.dropping = false;
+        }
+        let wake = inner.producer_waiting && half;
+        drop(inner);
+        if wake {
+            self.room.notify_all();
+        }
     }
 
     /// The session's count of audio sent but not yet processed by the service: it counts
@@ -440,7 +499,7 @@ mod tests {
             let queue = queue.clone();
             std::thread::spawn(move || queue.push_audio(Some(200_000_000), false, audio(100)))
         };
-        // The producer waits until a chunk is taken...
+        // The producer waits until the queue has drained to half...
         std::thread::sleep(Duration::from_millis(50));
         assert!(!producer.is_finished());
         pop_audio(&queue);
@@ -453,6 +512,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         queue.close();
         assert_eq!(producer.join().unwrap(), Err(Closed));
+    }
+
+    #[test]
+    fn a_waiting_producer_is_woken_at_half_not_for_each_chunk_taken() {
+        let queue = Arc::new(AudioQueue::new(Overflow::Block, BPS * 4 / 10, BPS));
+        for i in 0..4 {
+            queue
+                .push_audio(Some(i * 100_000_000), false, audio(100))
+                .unwrap();
+        }
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || queue.push_audio(None, false, audio(100)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        pop_audio(&queue);
+        // Room for the chunk, but the queue is still over half full: it goes on waiting.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!producer.is_finished());
+        pop_audio(&queue);
+        assert_eq!(producer.join().unwrap().unwrap().dropped_bytes, 0);
+        assert_eq!(queue.queued_bytes(), BPS * 3 / 10);
     }
 
     #[test]

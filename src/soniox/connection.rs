@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use once_cell::sync::Lazy;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -77,6 +77,8 @@ pub(super) trait Report {
 
 /// The largest message or frame taken from the service; a larger one breaks the connection.
 const MAX_MESSAGE: usize = 16 << 20;
+/// What one read of the socket takes at most (a larger message takes several reads).
+const READ_BUFFER: usize = 8 << 10;
 
 /// Waits until the session's drain deadline: `drain_timeout` after the end of audio was
 /// queued. Cancel-safe (the deadline is absolute).
@@ -140,9 +142,11 @@ pub(super) async fn run(
     // processed yet may sit in socket buffers at either end, and is lost with the connection.
     let max_in_flight = queue.bytes_for_ms(config.replay_limit.as_millis() as u64 / 2);
     let mut last_sent = Instant::now();
-    // One wait for the drain deadline over the connection's life (not one per frame).
+    // One wait for the drain deadline over the connection's life (not one per frame), and
+    // timers that move only when their deadlines do (not new ones on every turn).
     let drain = drain_deadline(queue, config.drain_timeout);
     tokio::pin!(drain);
+    let mut alarms = Alarms::default();
     loop {
         // The replay and a pending end of audio go before anything the queue holds.
         if writer.is_idle() {
@@ -263,23 +267,26 @@ pub(super) async fn run(
                 sent.map_err(transport)
             }
             () = &mut drain => return Ok(Outcome::DrainTimedOut),
-            _ = sleep_until(dead_at) => Err(SessionError::Unresponsive(why)),
-            _ = sleep_until(suspect_at.unwrap_or(now)), if suspect_at.is_some() => Ok(()),
-            _ = sleep_until(liveness.ping_due()), if idle => {
+            _ = alarms.dead.at(Some(dead_at)) => Err(SessionError::Unresponsive(why)),
+            _ = alarms.suspect.at(suspect_at), if suspect_at.is_some() => Ok(()),
+            _ = alarms.ping.at(idle.then(|| liveness.ping_due())), if idle => {
                 liveness.ping_sent(Instant::now());
                 writer.start(Message::Ping(Bytes::new()));
                 sending = Frame::Control;
                 Ok(())
             }
-            _ = sleep_until(finalize_at.unwrap_or(keepalive_at)), if idle && streaming && finalize_at.is_some() => {
+            _ = alarms.finalize.at(finalize_at), if idle && streaming && finalize_at.is_some() => {
                 start_finalize(&mut writer, &mut promise, &mut liveness);
                 requested_fins.push_back(false);
                 sending = Frame::Control;
                 Ok(())
             }
-            _ = sleep_until(take_at.unwrap_or(now)), if idle && streaming && take_at.is_some() => Ok(()), // paced
+            _ = alarms.take.at(take_at), if idle && streaming && take_at.is_some() => Ok(()), // paced
             item = queue.pop(), if idle && streaming && take_at.is_none() && room => match item {
-                Some(Queued::Audio(chunk)) => {
+                Some(Queued::Audio(mut chunk)) => {
+                    if let Some(max) = config.merge_bytes {
+                        queue.merge_following(&mut chunk, max);
+                    }
                     sent_bytes += chunk.data.len() as u64;
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                     let forgotten = start_audio(&mut writer, chunk, &mut timeline, &mut carry.replay, pacer.as_mut());
@@ -315,7 +322,7 @@ pub(super) async fn run(
                 }
                 None => return Ok(Outcome::Aborted),
             },
-            _ = sleep_until(keepalive_at), if idle && streaming => {
+            _ = alarms.keepalive.at(Some(keepalive_at)), if idle && streaming => {
                 last_sent = Instant::now();
                 writer.start(Message::text(Control::Keepalive.to_json()));
                 sending = Frame::Control;
@@ -324,6 +331,46 @@ pub(super) async fn run(
         };
         step.map_err(|error| lost(error, untranslated.replay_from(checker.final_ms())))?;
     }
+}
+
+/// A timer kept over the connection loop's turns: registered once, and moved only when its
+/// deadline changes (a later deadline costs tokio nothing), instead of a timer made and
+/// dropped on every turn — a turn per frame sent.
+struct Alarm {
+    sleep: std::pin::Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl Default for Alarm {
+    fn default() -> Self {
+        let at = Instant::now() + Duration::from_secs(86_400 * 365);
+        Alarm {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            at,
+        }
+    }
+}
+
+impl Alarm {
+    /// The timer, set to `when` if given (else left as it is: its branch is off).
+    fn at(&mut self, when: Option<Instant>) -> std::pin::Pin<&mut Sleep> {
+        if let Some(when) = when.filter(|&when| when != self.at) {
+            self.sleep.as_mut().reset(when);
+            self.at = when;
+        }
+        self.sleep.as_mut()
+    }
+}
+
+/// The connection loop's timers.
+#[derive(Default)]
+struct Alarms {
+    dead: Alarm,
+    suspect: Alarm,
+    ping: Alarm,
+    finalize: Alarm,
+    take: Alarm,
+    keepalive: Alarm,
 }
 
 /// A replayed token may end this much past where the earlier connection made the audio
@@ -446,7 +493,10 @@ pub(super) async fn connect(config: &SessionConfig, key: &ApiKey) -> Result<Sock
             .map_err(tungstenite::Error::Io)?;
         let limits = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
+            .max_frame_size(Some(MAX_MESSAGE))
+            // Soniox's messages are a few KiB; tungstenite zero-fills the whole read buffer
+            // before each read, so its 128 KiB default costs CPU and memory per stream.
+            .read_buffer_size(READ_BUFFER);
         client_async_tls_with_config(
             request,
             tcp,

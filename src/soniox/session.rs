@@ -55,6 +55,9 @@ pub struct SessionConfig {
     pub latency_ms: Option<Arc<AtomicU32>>,
     /// `SO_SNDBUF` for the connection (live input: keep the kernel from hoarding audio).
     pub send_buffer: Option<u32>,
+    /// Non-live input: audio queued back to back goes out in frames of up to this many
+    /// bytes (Soniox's own examples send 120 ms frames), not one frame per input buffer.
+    pub merge_bytes: Option<u64>,
     /// Reconnect attempts in a row before the session fails.
     pub max_reconnects: u32,
     /// Audio kept for a replay after a reconnect, at most.

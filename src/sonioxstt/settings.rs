@@ -36,6 +36,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LIVE_QUEUE: Duration = Duration::from_secs(10);
 /// Non-live audio queued ahead of the socket before the streaming thread waits.
 pub const NON_LIVE_QUEUE: Duration = Duration::from_millis(500);
+/// Non-live audio queued back to back is sent in frames of up to this much audio.
+pub const MERGED_FRAME: Duration = Duration::from_millis(120);
 pub const API_KEY_ENV: &str = "SONIOX_API_KEY";
 
 /// The properties' values. `Debug` is safe: the key prints redacted.
