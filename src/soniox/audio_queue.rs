@@ -103,6 +103,9 @@ struct Inner {
     ended_at: Option<Instant>,
     /// A producer waits for room.
     producer_waiting: bool,
+    /// A replacement connection has caught up on its replay: the backlog queued meanwhile
+    /// is held (not dropped) until it is back within the live limit.
+    draining_backlog: bool,
 }
 
 impl AudioQueue {
@@ -167,7 +170,12 @@ impl AudioQueue {
         inner.next_pts = Some(pts + self.duration_ns(len));
         let mut pushed = Pushed::default();
         if self.overflow == Overflow::DropOldest {
-            let limit = if inner.suspect {
+            if inner.draining_backlog
+                && inner.audio_bytes + inner.unprocessed_bytes + len <= self.limit_bytes
+            {
+                inner.draining_backlog = false;
+            }
+            let limit = if inner.suspect || inner.draining_backlog {
                 self.hold_limit_bytes
             } else {
                 self.limit_bytes
@@ -231,6 +239,16 @@ impl AudioQueue {
     /// The connection is suspect or being replaced (`true`), or healthy again.
     pub fn set_suspect(&self, suspect: bool) {
         self.lock().suspect = suspect;
+    }
+
+    /// A replacement connection is healthy again after its replay: what was queued while the
+    /// connection was replaced is on its way now, and is still held up to the hold limit
+    /// until the backlog is back within the live limit (else the oldest of it would be
+    /// dropped the moment the replay is processed, while it drains at full speed).
+    pub fn drain_backlog(&self) {
+        let mut inner = self.lock();
+        inner.suspect = false;
+        inner.draining_backlog = true;
     }
 
     /// The next item, waiting for one; `None` once closed. Cancel-safe.
@@ -446,6 +464,33 @@ mod tests {
             .unwrap();
         assert_eq!(pushed.dropped_bytes, 16 * 3200);
         assert_eq!(pop_audio(&queue).pts, 1_600_000_000);
+    }
+
+    #[test]
+    fn a_backlog_left_by_a_replaced_connection_is_held_until_it_fits_again() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS).holding_up_to(3 * BPS);
+        queue.set_suspect(true);
+        for i in 0..25 {
+            queue
+                .push_audio(Some(i * 100_000_000), false, audio(100))
+                .unwrap();
+        }
+        // The replacement has caught up: the 2.5 s backlog drains, nothing is dropped...
+        queue.drain_backlog();
+        let pushed = queue
+            .push_audio(Some(2_500_000_000), false, audio(100))
+            .unwrap();
+        assert_eq!(pushed.dropped_bytes, 0);
+        for _ in 0..20 {
+            pop_audio(&queue);
+        }
+        // ...and once it fits in the live limit, the live limit holds again.
+        for i in 26..40 {
+            queue
+                .push_audio(Some(i * 100_000_000), false, audio(100))
+                .unwrap();
+        }
+        assert_eq!(queue.queued_bytes(), BPS, "1 s: the live limit");
     }
 
     #[test]

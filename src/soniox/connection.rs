@@ -171,7 +171,11 @@ pub(super) async fn run(
         let catching_up = processed_bytes < replayed_bytes;
         if (catching_up || liveness.suspect(now, busy_since)) != suspect {
             suspect = !suspect;
-            queue.set_suspect(suspect);
+            if !suspect && replayed_bytes > 0 {
+                queue.drain_backlog();
+            } else {
+                queue.set_suspect(suspect);
+            }
         }
         let (dead_at, why) = liveness.deadline(busy_since);
         // When the connection turns suspect if nothing changes.
