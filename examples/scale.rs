@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example scale -- [--rounds 11] [--minutes 10] [--live-seconds 30]
-//!     [--streams 50,100,200,500] [--stream-seconds 20] [--only cpu|live|streams|latency]
+//!     [--streams 50,100,200,500] [--stream-seconds 20] [--stream-rounds 3]
+//!     [--only cpu|live|streams|latency]
 //! ```
 //!
 //! `SCALE_STT_PROPERTIES="post-messages=false"` (say) adds properties to every `sonioxstt`.
@@ -63,6 +64,7 @@ fn main() -> Result<(), Error> {
             "--minutes" => options.minutes = value()?.parse()?,
             "--live-seconds" => options.live_seconds = value()?.parse()?,
             "--stream-seconds" => options.stream_seconds = value()?.parse()?,
+            "--stream-rounds" => options.stream_rounds = value()?.parse()?,
             "--streams" => {
                 options.streams = value()?
                     .split(',')
@@ -92,7 +94,7 @@ fn main() -> Result<(), Error> {
     }
     if wants("streams") {
         for &n in &options.streams {
-            streams(&server, n, options.stream_seconds)?;
+            streams(&server, n, options.stream_seconds, options.stream_rounds)?;
         }
     }
     if wants("latency") {
@@ -108,6 +110,7 @@ struct Options {
     minutes: u64,
     live_seconds: u64,
     stream_seconds: u64,
+    stream_rounds: usize,
     streams: Vec<usize>,
     only: Option<String>,
 }
@@ -119,6 +122,7 @@ impl Default for Options {
             minutes: 10,
             live_seconds: 30,
             stream_seconds: 20,
+            stream_rounds: 3,
             streams: vec![50, 100, 200, 500],
             only: None,
         }
@@ -502,26 +506,47 @@ fn thread_count() -> u64 {
     status_kib("Threads")
 }
 
-/// N live streams for `seconds`, with and without the element, each in a process of its own.
-fn streams(server: &StandIn, n: usize, seconds: u64) -> Result<(), Error> {
-    let with = live_streams_in_child(&server.url, n, seconds, true)?;
-    let without = live_streams_in_child(&server.url, n, seconds, false)?;
-    let share = (with.cpu_s - without.cpu_s) / seconds as f64;
+/// N live streams for `seconds`, with and without the element, each in a process of its own,
+/// interleaved over `rounds`: medians.
+fn streams(server: &StandIn, n: usize, seconds: u64, rounds: usize) -> Result<(), Error> {
+    let mut runs = Vec::new();
+    for round in 0..rounds {
+        let first = round % 2 == 0;
+        let a = live_streams_in_child(&server.url, n, seconds, first)?;
+        let b = live_streams_in_child(&server.url, n, seconds, !first)?;
+        runs.push(if first { (a, b) } else { (b, a) });
+    }
+    let med = |f: &dyn Fn(&(LiveRun, LiveRun)) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        median(&mut v)
+    };
+    let shares: Vec<f64> = runs
+        .iter()
+        .map(|(w, wo)| (w.cpu_s - wo.cpu_s) / seconds as f64 * 100.0)
+        .collect();
+    let (with, _) = &runs[0];
+    let words_ok = runs.iter().all(|(w, _)| w.words == w.expected);
     println!(
-        "\nstreams: {n} live streams for {seconds} s (20 ms buffers)\n  \
-         sonioxstt's share of one core {:.1} % (goal ≤ 25 % at 200)   process CPU {:.1} s with, {:.1} s without\n  \
-         threads at peak {} (without: {})   memory per stream {:.0} KiB at peak (goal ≤ 1024), \
-         {:.0} KiB left after NULL\n  words out {} of {} ({})",
-        share * 100.0,
-        with.cpu_s,
-        without.cpu_s,
-        with.threads,
-        without.threads,
-        (with.peak_kib as f64 - without.peak_kib as f64) / n as f64,
-        (with.after_kib as f64 - without.after_kib as f64) / n as f64,
+        "\nstreams: {n} live streams for {seconds} s (20 ms buffers), {rounds} rounds, medians\n  \
+         sonioxstt's share of one core {:.1} % (min / median / max {}; goal ≤ 25 % at 200)\n  \
+         process CPU {:.1} s with, {:.1} s without   threads at peak {:.0} (without: {:.0})\n  \
+         memory per stream {:.0} KiB at peak (goal ≤ 1024), {:.0} KiB left after NULL\n  \
+         words out {} of {} per run ({})",
+        med(&|(w, wo)| (w.cpu_s - wo.cpu_s) / seconds as f64 * 100.0),
+        spread(&shares),
+        med(&|(w, _)| w.cpu_s),
+        med(&|(_, wo)| wo.cpu_s),
+        med(&|(w, _)| w.threads as f64),
+        med(&|(_, wo)| wo.threads as f64),
+        med(&|(w, wo)| (w.peak_kib as f64 - wo.peak_kib as f64) / n as f64),
+        med(&|(w, wo)| (w.after_kib as f64 - wo.after_kib as f64) / n as f64),
         with.words,
         with.expected,
-        if with.words == with.expected { "every word" } else { "MISSING" }
+        if words_ok {
+            "every word, every run"
+        } else {
+            "MISSING WORDS"
+        }
     );
     Ok(())
 }
@@ -650,6 +675,9 @@ fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(),
     }
     drop(pipelines);
     std::thread::sleep(Duration::from_millis(500));
+    // What is still allocated, not what the allocator keeps for later (both runs alike).
+    // SAFETY: malloc_trim only gives free heap memory back to the system.
+    unsafe { libc::malloc_trim(0) };
     let after_kib = status_kib("VmRSS");
     let expected = if element {
         script(seconds)?

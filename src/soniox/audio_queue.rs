@@ -265,6 +265,11 @@ impl AudioQueue {
         }
     }
 
+    /// Closed: nothing more comes.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// The next item if there is one.
     pub fn try_pop(&self) -> Option<Queued> {
         let mut inner = self.lock();

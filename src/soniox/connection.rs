@@ -147,6 +147,7 @@ pub(super) async fn run(
     let drain = drain_deadline(queue, config.drain_timeout);
     tokio::pin!(drain);
     let mut alarms = Alarms::default();
+    let mut grid = config.send_grid.map(Grid::new);
     loop {
         // The replay and a pending end of audio go before anything the queue holds.
         if writer.is_idle() {
@@ -286,7 +287,7 @@ pub(super) async fn run(
                 Ok(())
             }
             _ = alarms.take.at(take_at), if idle && streaming && take_at.is_some() => Ok(()), // paced
-            item = queue.pop(), if idle && streaming && take_at.is_none() && room => match item {
+            item = next_item(queue, &mut grid), if idle && streaming && take_at.is_none() && room => match item {
                 Some(Queued::Audio(mut chunk)) => {
                     if let Some(max) = config.merge_bytes {
                         queue.merge_following(&mut chunk, max);
@@ -363,6 +364,59 @@ impl Alarm {
             self.at = when;
         }
         self.sleep.as_mut()
+    }
+}
+
+/// Live audio taken on a grid shared by every session of the process (see
+/// `SessionConfig::send_grid`): at each grid point what is queued is taken, and between
+/// two the session does not wait on the queue at all (a producer's push wakes nobody).
+struct Grid {
+    period: Duration,
+    alarm: Alarm,
+    /// At a grid point: taking what is queued until the queue is empty.
+    open: bool,
+}
+
+/// The origin of every session's grid.
+static GRID_EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
+
+impl Grid {
+    fn new(period: Duration) -> Grid {
+        Grid {
+            period: period.max(Duration::from_millis(1)),
+            alarm: Alarm::default(),
+            open: true,
+        }
+    }
+
+    /// The first grid point after `now`.
+    fn next_point(&self, now: Instant) -> Instant {
+        let period = self.period.as_nanos();
+        let since = now.saturating_duration_since(*GRID_EPOCH).as_nanos();
+        let points = since / period + 1;
+        *GRID_EPOCH + Duration::from_nanos((points * period) as u64)
+    }
+}
+
+/// The next queued item: at once (no grid), or at the next grid point. `None` once the queue
+/// is closed. Cancel-safe.
+async fn next_item(queue: &AudioQueue, grid: &mut Option<Grid>) -> Option<Queued> {
+    let Some(grid) = grid else {
+        return queue.pop().await;
+    };
+    loop {
+        if grid.open {
+            if let Some(item) = queue.try_pop() {
+                return Some(item);
+            }
+            if queue.is_closed() {
+                return None;
+            }
+            grid.open = false;
+        }
+        let next = grid.next_point(Instant::now());
+        grid.alarm.at(Some(next)).await;
+        grid.open = true;
     }
 }
 

@@ -317,8 +317,9 @@ impl SonioxStt {
             bytes_per_second,
             // Live: about half a second of audio (the kernel doubles it).
             send_buffer: live.then(|| (bytes_per_second / 2).clamp(8 << 10, 256 << 10) as u32),
-            // Non-live: what is queued goes out in frames of up to 120 ms, on frame bounds.
-            merge_bytes: (!live).then(|| {
+            send_grid: live.then_some(settings::SEND_GRID),
+            // What is queued goes out in frames of up to 120 ms, on frame bounds.
+            merge_bytes: Some({
                 let frame = u64::from(format.bytes_per_frame).max(1);
                 (bytes_per_second * settings::MERGED_FRAME.as_millis() as u64 / 1000 / frame
                     * frame)

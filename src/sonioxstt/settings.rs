@@ -36,7 +36,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LIVE_QUEUE: Duration = Duration::from_secs(10);
 /// Non-live audio queued ahead of the socket before the streaming thread waits.
 pub const NON_LIVE_QUEUE: Duration = Duration::from_millis(500);
-/// Non-live audio queued back to back is sent in frames of up to this much audio.
+/// Live audio is taken from the queue on a grid of this period, shared by all streams, and
+/// what is queued at a grid point goes out as one frame (two 20 ms RTP packets: one frame of
+/// 40 ms). Soniox's own examples send 120 ms frames; this adds at most 40 ms (20 ms on
+/// average) before the audio leaves.
+pub const SEND_GRID: Duration = Duration::from_millis(40);
+/// Audio queued back to back is sent in frames of up to this much audio.
 pub const MERGED_FRAME: Duration = Duration::from_millis(120);
 pub const API_KEY_ENV: &str = "SONIOX_API_KEY";
 
