@@ -312,17 +312,14 @@ fn pipeline_run(
 fn play(pipeline: &gst::Pipeline) -> Result<(), Error> {
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().ok_or("no bus")?;
-    let result = loop {
-        let Some(message) = bus.timed_pop_filtered(
-            gst::ClockTime::NONE,
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) else {
-            break Err("the bus closed".into());
-        };
-        match message.view() {
-            gst::MessageView::Error(e) => break Err(e.error().to_string().into()),
-            _ => break Ok(()),
-        }
+    let message = bus.timed_pop_filtered(
+        gst::ClockTime::NONE,
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let result: Result<(), Error> = match message.as_ref().map(|m| m.view()) {
+        None => Err("the bus closed".into()),
+        Some(gst::MessageView::Error(e)) => Err(e.error().to_string().into()),
+        Some(_) => Ok(()),
     };
     pipeline.set_state(gst::State::Null)?;
     result
