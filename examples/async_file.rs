@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 
+mod support;
+
 const KEY: &str = "bench-key";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/sample.script");
 
@@ -59,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
-    let before = memory_kib("VmRSS");
+    let before = support::proc_status("VmRSS");
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().ok_or("no bus")?;
@@ -78,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let elapsed = start.elapsed();
-    let peak = memory_kib("VmHWM");
+    let peak = support::proc_status("VmHWM");
     pipeline.set_state(gst::State::Null)?;
     let _ = child.kill();
     outcome?;
@@ -108,20 +110,4 @@ fn run_stand_in(minutes: u64) -> Result<(), Box<dyn std::error::Error>> {
     loop {
         std::thread::park();
     }
-}
-
-/// A `/proc/self/status` field in KiB (Linux).
-fn memory_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim_start_matches(':')
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }

@@ -40,6 +40,8 @@ use futures_util::{SinkExt, StreamExt};
 use gst::prelude::*;
 use tokio_tungstenite::tungstenite::Message;
 
+mod support;
+
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/sample.script");
 const KEY: &str = "bench-key";
 const RATE: u64 = 16_000;
@@ -384,21 +386,26 @@ fn measure(kind: &str, url: &str, seconds: u64, live: bool) -> Result<Usage, Err
     if live {
         command.arg("live");
     }
+    let fields = child_figures(command, "usage")?;
+    Ok(Usage {
+        cpu_us: fields[0] as u64,
+        voluntary_switches: fields[1] as u64,
+        words: fields[2] as u64,
+    })
+}
+
+/// Runs a measured child and reads the figures of its line that starts with `tag`.
+fn child_figures(mut command: Command, tag: &str) -> Result<Vec<f64>, Error> {
     let output = command.stderr(Stdio::inherit()).output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("usage "))
-        .ok_or_else(|| format!("{kind}: no usage line in {text:?}"))?;
-    let fields: Vec<u64> = line
+        .find_map(|l| l.strip_prefix(tag)?.strip_prefix(' '))
+        .ok_or_else(|| format!("no {tag} line in {text:?}"))?;
+    Ok(line
         .split_whitespace()
         .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    Ok(Usage {
-        cpu_us: fields[0],
-        voluntary_switches: fields[1],
-        words: fields[2],
-    })
+        .collect::<Result<_, _>>()?)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -483,24 +490,8 @@ fn cpu(server: &StandIn, options: &Options, live: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// `/proc/self/status` field in KiB.
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim_start_matches(':')
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn thread_count() -> u64 {
-    status_kib("Threads")
+    support::proc_status("Threads")
 }
 
 /// N live streams for `seconds`, with and without the element, each in a process of its own,
@@ -563,26 +554,16 @@ fn live_streams_in_child(
     seconds: u64,
     element: bool,
 ) -> Result<LiveRun, Error> {
-    let output = Command::new(std::env::current_exe()?)
-        .args([
-            "run",
-            "streams",
-            url,
-            &seconds.to_string(),
-            &n.to_string(),
-            if element { "with" } else { "without" },
-        ])
-        .stderr(Stdio::inherit())
-        .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("streams "))
-        .ok_or_else(|| format!("no streams line in {text:?}"))?;
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args([
+        "run",
+        "streams",
+        url,
+        &seconds.to_string(),
+        &n.to_string(),
+        if element { "with" } else { "without" },
+    ]);
+    let f = child_figures(command, "streams")?;
     Ok(LiveRun {
         cpu_s: f[0],
         threads: f[1] as u64,
@@ -666,7 +647,7 @@ fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(),
     let before = usage_now();
     let threads = run_together(&pipelines)?;
     let after = usage_now();
-    let peak_kib = status_kib("VmHWM");
+    let peak_kib = support::proc_status("VmHWM");
     for pipeline in &pipelines {
         pipeline.set_state(gst::State::Null)?;
     }
@@ -675,7 +656,7 @@ fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(),
     // What is still allocated, not what the allocator keeps for later (both runs alike).
     // SAFETY: malloc_trim only gives free heap memory back to the system.
     unsafe { libc::malloc_trim(0) };
-    let after_kib = status_kib("VmRSS");
+    let after_kib = support::proc_status("VmRSS");
     let expected = if element {
         script(seconds)?
             .words()
