@@ -101,21 +101,55 @@ pub fn transcript(
     builder.build()
 }
 
+/// The field names of `soniox/token`, as quarks made once: a transcript message carries a
+/// token structure per token of every response, and naming a field by its string looks the
+/// string up in GLib's global quark table (under its lock) each time.
+struct TokenFields {
+    name: glib::Quark,
+    text: glib::Quark,
+    is_final: glib::Quark,
+    pts: glib::Quark,
+    duration: glib::Quark,
+    confidence: glib::Quark,
+    speaker: glib::Quark,
+    language: glib::Quark,
+    translation_status: glib::Quark,
+    source_language: glib::Quark,
+}
+
+static TOKEN_FIELDS: once_cell::sync::Lazy<TokenFields> =
+    once_cell::sync::Lazy::new(|| TokenFields {
+        name: glib::Quark::from_str(TOKEN),
+        text: glib::Quark::from_str("text"),
+        is_final: glib::Quark::from_str("is-final"),
+        pts: glib::Quark::from_str("pts"),
+        duration: glib::Quark::from_str("duration"),
+        confidence: glib::Quark::from_str("confidence"),
+        speaker: glib::Quark::from_str("speaker"),
+        language: glib::Quark::from_str("language"),
+        translation_status: glib::Quark::from_str("translation-status"),
+        source_language: glib::Quark::from_str("source-language"),
+    });
+
+// The quark setters are deprecated for GStreamer 1.26's interned strings, which 1.22 lacks.
+#[allow(deprecated)]
 fn token(token: &Token) -> gst::Structure {
-    gst::Structure::builder(TOKEN)
-        .field("text", token.text.as_str())
-        .field("is-final", token.is_final)
-        .field_if_some("pts", token.pts)
-        .field_if_some(
-            "duration",
-            token.pts.zip(token.end).map(|(p, e)| e.saturating_sub(p)),
-        )
-        .field_if_some("confidence", token.confidence)
-        .field_if_some("speaker", token.speaker.as_deref())
-        .field_if_some("language", token.language.as_deref())
-        .field_if_some("translation-status", token.translation_status.as_deref())
-        .field_if_some("source-language", token.source_language.as_deref())
-        .build()
+    let f = &*TOKEN_FIELDS;
+    let mut s = gst::Structure::new_empty(f.name.as_str());
+    let s_mut: &mut gst::StructureRef = &mut s;
+    s_mut.set_by_quark(f.text, token.text.as_str());
+    s_mut.set_by_quark(f.is_final, token.is_final);
+    s_mut.set_by_quark_if_some(f.pts, token.pts);
+    s_mut.set_by_quark_if_some(
+        f.duration,
+        token.pts.zip(token.end).map(|(p, e)| e.saturating_sub(p)),
+    );
+    s_mut.set_by_quark_if_some(f.confidence, token.confidence);
+    s_mut.set_by_quark_if_some(f.speaker, token.speaker.as_deref());
+    s_mut.set_by_quark_if_some(f.language, token.language.as_deref());
+    s_mut.set_by_quark_if_some(f.translation_status, token.translation_status.as_deref());
+    s_mut.set_by_quark_if_some(f.source_language, token.source_language.as_deref());
+    s
 }
 
 /// `soniox/cue`: a cue pushed on `pad`.
