@@ -279,15 +279,7 @@ impl AudioQueue {
             if std::mem::take(&mut inner.hole) {
                 chunk.discont = true;
             }
-            let half = inner.audio_bytes <= self.limit_bytes / 2;
-            if half {
-                inner.dropping = false;
-            }
-            let wake = inner.producer_waiting && (half || inner.audio_bytes == 0);
-            drop(inner);
-            if wake {
-                self.room.notify_all();
-            }
+            self.audio_taken(inner);
         }
         Some(item)
     }
@@ -323,11 +315,17 @@ impl AudioQueue {
             return;
         };
         chunk.data = merged.freeze();
+        self.audio_taken(inner);
+    }
+
+    /// After audio was taken: below half the limit, the drop episode is over and a waiting
+    /// producer is woken (only then, and only a waiting one).
+    fn audio_taken(&self, mut inner: MutexGuard<'_, Inner>) {
         let half = inner.audio_bytes <= self.limit_bytes / 2;
         if half {
             inner.dropping = false;
         }
-        let wake = inner.producer_waiting && half;
+        let wake = half && inner.producer_waiting;
         drop(inner);
         if wake {
             self.room.notify_all();
