@@ -6,6 +6,7 @@
 //! It ends with `finished`, the drain deadline, an abort, or an error for the session to judge
 //! (reconnect or give up).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -370,8 +371,15 @@ impl Alarm {
 /// Live audio taken on a grid shared by every session of the process (see
 /// `SessionConfig::send_grid`): at each grid point what is queued is taken, and between
 /// two the session does not wait on the queue at all (a producer's push wakes nobody).
+///
+/// The sessions are spread over [`GRID_PHASES`] phases of the period, one after another as
+/// they start: one runtime wakeup still serves every session of its phase, but not all
+/// sessions send at the same instant, so the service's answers (which follow the audio) do
+/// not all arrive in one burst that the last of them waits behind.
 struct Grid {
     period: Duration,
+    /// Where this session's grid points sit in the period.
+    phase: Duration,
     alarm: Alarm,
     /// At a grid point: taking what is queued until the queue is empty.
     open: bool,
@@ -379,11 +387,18 @@ struct Grid {
 
 /// The origin of every session's grid.
 static GRID_EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
+/// Phases of the grid period the sessions are spread over.
+const GRID_PHASES: u32 = 20;
+/// Grids made so far: the next one's phase.
+static GRIDS_MADE: AtomicU32 = AtomicU32::new(0);
 
 impl Grid {
     fn new(period: Duration) -> Grid {
+        let period = period.max(Duration::from_millis(1));
+        let slot = GRIDS_MADE.fetch_add(1, Ordering::Relaxed) % GRID_PHASES;
         Grid {
-            period: period.max(Duration::from_millis(1)),
+            period,
+            phase: period * slot / GRID_PHASES,
             alarm: Alarm::default(),
             open: true,
         }
@@ -391,10 +406,13 @@ impl Grid {
 
     /// The first grid point after `now`.
     fn next_point(&self, now: Instant) -> Instant {
+        let origin = *GRID_EPOCH + self.phase;
+        if now < origin {
+            return origin;
+        }
         let period = self.period.as_nanos();
-        let since = now.saturating_duration_since(*GRID_EPOCH).as_nanos();
-        let points = since / period + 1;
-        *GRID_EPOCH + Duration::from_nanos((points * period) as u64)
+        let points = (now - origin).as_nanos() / period + 1;
+        origin + Duration::from_nanos((points * period) as u64)
     }
 }
 
@@ -707,5 +725,26 @@ mod tests {
             Duration::from_secs(2),
             "4 s of audio beyond the burst at 2× take 2 s"
         );
+    }
+
+    #[tokio::test]
+    async fn grids_are_spread_over_the_period() {
+        let period = Duration::from_millis(40);
+        let now = Instant::now() + Duration::from_secs(1);
+        let mut offsets: Vec<Duration> = (0..GRID_PHASES)
+            .map(|_| {
+                let grid = Grid::new(period);
+                let next = grid.next_point(now);
+                assert!(next > now && next <= now + period, "within one period");
+                assert_eq!(grid.next_point(next), next + period, "a period apart");
+                (next - *GRID_EPOCH).as_nanos() as u64 % period.as_nanos() as u64
+            })
+            .map(Duration::from_nanos)
+            .collect();
+        offsets.sort();
+        offsets.dedup();
+        // Other tests may make grids meanwhile: every phase is still taken once in order.
+        assert!(offsets.len() >= GRID_PHASES as usize - 2, "{offsets:?}");
+        assert!(offsets.iter().all(|o| *o < period));
     }
 }

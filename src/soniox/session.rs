@@ -58,9 +58,11 @@ pub struct SessionConfig {
     /// Audio queued back to back goes out in frames of up to this many bytes (Soniox's own
     /// examples send 120 ms frames), not one frame per input buffer.
     pub merge_bytes: Option<u64>,
-    /// Live input: queued audio is taken on a grid of this period shared by all sessions of
+    /// Live input: queued audio is taken on a grid of this period shared by the sessions of
     /// the process (not as each buffer arrives), so that one runtime wakeup serves every
-    /// session whose audio is due, instead of one wakeup per buffer per session.
+    /// session whose audio is due, instead of one wakeup per buffer per session. The
+    /// sessions are spread over 20 phases of the period, so that they do not all send (and
+    /// hear back) at the same instant.
     pub send_grid: Option<Duration>,
     /// Reconnect attempts in a row before the session fails.
     pub max_reconnects: u32,
