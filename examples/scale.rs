@@ -518,7 +518,8 @@ fn streams(server: &StandIn, n: usize, seconds: u64, rounds: usize) -> Result<()
         "\nstreams: {n} live streams for {seconds} s (20 ms buffers), {rounds} rounds, medians\n  \
          sonioxstt's share of one core {:.1} % (min / median / max {}; goal ≤ 25 % at 200)\n  \
          process CPU {:.1} s with, {:.1} s without   threads at peak {:.0} (without: {:.0})\n  \
-         memory per stream {:.0} KiB at peak (goal ≤ 1024), {:.0} KiB left after NULL\n  \
+         memory per stream {:.0} KiB at peak (goal ≤ 1024); after NULL {:.1} KiB still allocated, \
+         {:.0} KiB more resident (free heap the allocator keeps), {:+.1} KiB after a second round\n  \
          words out {} of {} per run ({})",
         med(&|(w, wo)| (w.cpu_s - wo.cpu_s) / seconds as f64 * 100.0),
         spread(&shares),
@@ -527,7 +528,9 @@ fn streams(server: &StandIn, n: usize, seconds: u64, rounds: usize) -> Result<()
         med(&|(w, _)| w.threads as f64),
         med(&|(_, wo)| wo.threads as f64),
         med(&|(w, wo)| (w.peak_kib as f64 - wo.peak_kib as f64) / n as f64),
+        med(&|(w, wo)| (w.heap_kib as f64 - wo.heap_kib as f64) / n as f64),
         med(&|(w, wo)| (w.after_kib as f64 - wo.after_kib as f64) / n as f64),
+        med(&|(w, wo)| (w.growth_kib - wo.growth_kib) / n as f64),
         with.words,
         with.expected,
         if words_ok {
@@ -544,6 +547,8 @@ struct LiveRun {
     threads: u64,
     peak_kib: u64,
     after_kib: u64,
+    heap_kib: u64,
+    growth_kib: f64,
     words: u64,
     expected: u64,
 }
@@ -569,8 +574,10 @@ fn live_streams_in_child(
         threads: f[1] as u64,
         peak_kib: f[2] as u64,
         after_kib: f[3] as u64,
-        words: f[4] as u64,
-        expected: f[5] as u64,
+        heap_kib: f[4] as u64,
+        growth_kib: f[5],
+        words: f[6] as u64,
+        expected: f[7] as u64,
     })
 }
 
@@ -632,8 +639,11 @@ fn run_together(pipelines: &[gst::Pipeline]) -> Result<u64, Error> {
 }
 
 /// `run streams URL SECONDS N with|without`: prints
-/// `streams CPU_S THREADS PEAK_KIB AFTER_KIB WORDS EXPECTED`.
+/// `streams CPU_S THREADS PEAK_KIB AFTER_KIB HEAP_KIB GROWTH_KIB WORDS EXPECTED`: after NULL,
+/// the resident set and what is still allocated; then a second, shorter round of as many
+/// streams and how much the resident set grew over it (a leak grows it, a cache does not).
 fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(), Error> {
+    let threads_before = thread_count();
     let words = Arc::new(AtomicU64::new(0));
     let pipelines = live_pipelines(url, n, seconds, element, |_, stt| {
         let counter = words.clone();
@@ -648,15 +658,12 @@ fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(),
     let threads = run_together(&pipelines)?;
     let after = usage_now();
     let peak_kib = support::proc_status("VmHWM");
-    for pipeline in &pipelines {
-        pipeline.set_state(gst::State::Null)?;
-    }
-    drop(pipelines);
-    std::thread::sleep(Duration::from_millis(500));
-    // What is still allocated, not what the allocator keeps for later (both runs alike).
-    // SAFETY: malloc_trim only gives free heap memory back to the system.
-    unsafe { libc::malloc_trim(0) };
-    let after_kib = support::proc_status("VmRSS");
+    stop_and_settle(pipelines, threads_before)?;
+    let (after_kib, heap_kib) = memory_now();
+    let again = live_pipelines(url, n, 3, element, |_, _| {})?;
+    run_together(&again)?;
+    stop_and_settle(again, threads_before)?;
+    let growth_kib = memory_now().0 as f64 - after_kib as f64;
     let expected = if element {
         script(seconds)?
             .words()
@@ -667,11 +674,38 @@ fn streams_child(url: &str, seconds: u64, n: usize, element: bool) -> Result<(),
         0
     };
     println!(
-        "streams {} {threads} {peak_kib} {after_kib} {} {expected}",
+        "streams {} {threads} {peak_kib} {after_kib} {heap_kib} {growth_kib} {} {expected}",
         (after.cpu_us - before.cpu_us) as f64 / 1e6,
         words.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Sets the pipelines to NULL and drops them, then waits (at most 5 s) for the threads they
+/// used to end: GLib's thread pool keeps an idle thread for half a second before it ends.
+fn stop_and_settle(pipelines: Vec<gst::Pipeline>, threads_before: u64) -> Result<(), Error> {
+    for pipeline in &pipelines {
+        pipeline.set_state(gst::State::Null)?;
+    }
+    drop(pipelines);
+    // The shared runtime's worker and blocking threads stay.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while thread_count() > threads_before + 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The resident set after giving free heap back to the system, and what is still allocated
+/// (KiB).
+fn memory_now() -> (u64, u64) {
+    // SAFETY: malloc_trim only gives free heap memory back to the system; mallinfo2 reads
+    // the allocator's counters.
+    let in_use = unsafe {
+        libc::malloc_trim(0);
+        libc::mallinfo2().uordblks
+    };
+    (support::proc_status("VmRSS"), in_use as u64 / 1024)
 }
 
 /// From the message that made a word final (as it left the in-process stand-in) to the
