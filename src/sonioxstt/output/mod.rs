@@ -114,6 +114,19 @@ impl Output {
             return;
         };
         let imp = element.imp();
+        if self.handle(imp, item) {
+            // What came meanwhile, in the same turn of the task.
+            while let Ok(item) = self.items.try_recv() {
+                if !self.handle(imp, Some(Some(item))) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Handles what `iterate` received (`Some(None)`: a deadline came); `false` once the
+    /// task pauses or output has failed.
+    fn handle(&mut self, imp: &SonioxStt, item: Option<Option<Item>>) -> bool {
         let item = match item {
             Some(Some(Item::Stop)) | None => None,
             Some(_) if imp.is_flushing() => None,
@@ -121,10 +134,10 @@ impl Output {
         };
         let Some(item) = item else {
             let _ = imp.srcpad.pause_task();
-            return;
+            return false;
         };
         if self.failed {
-            return;
+            return false;
         }
         let result = match item {
             Some(item) => self.dispatch(imp, item),
@@ -132,14 +145,16 @@ impl Output {
         }
         .and_then(|()| self.expire(imp));
         match result {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(gst::FlowError::Flushing) => {
                 let _ = imp.srcpad.pause_task();
+                false
             }
             Err(flow) => {
                 gst::debug!(CAT, imp = imp, "output stopped: {flow:?}");
                 self.failed = true;
                 imp.set_output_flow(flow);
+                false
             }
         }
     }
