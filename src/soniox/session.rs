@@ -61,8 +61,8 @@ pub struct SessionConfig {
     /// Live input: queued audio is taken on a grid of this period shared by the sessions of
     /// the process (not as each buffer arrives), so that one runtime wakeup serves every
     /// session whose audio is due, instead of one wakeup per buffer per session. The
-    /// sessions are spread over 20 phases of the period, so that they do not all send (and
-    /// hear back) at the same instant.
+    /// sessions are spread over phases of the period (see the connection's `Grid`), so that
+    /// they do not all send (and hear back) at the same instant.
     pub send_grid: Option<Duration>,
     /// Reconnect attempts in a row before the session fails.
     pub max_reconnects: u32,

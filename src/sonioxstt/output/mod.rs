@@ -97,16 +97,17 @@ impl Output {
                 .filter_map(|s| s.deadline(element.imp()))
                 .min()
         });
+        // `None`: the deadline came first. A closed channel stops the task like `Stop`.
         let item = match deadline {
-            None => self.items.blocking_recv().map(Some),
+            None => Some(self.items.blocking_recv().unwrap_or(Item::Stop)),
             Some(deadline) => {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 let items = &mut self.items;
                 // The timer needs the runtime's context: built inside the future it runs in.
                 let wait = async { tokio::time::timeout_at(deadline, items.recv()).await };
                 match RUNTIME.block_on(wait) {
-                    Ok(item) => item.map(Some),
-                    Err(_elapsed) => Some(None),
+                    Ok(item) => Some(item.unwrap_or(Item::Stop)),
+                    Err(_elapsed) => None,
                 }
             }
         };
@@ -117,25 +118,20 @@ impl Output {
         if self.handle(imp, item) {
             // What came meanwhile, in the same turn of the task.
             while let Ok(item) = self.items.try_recv() {
-                if !self.handle(imp, Some(Some(item))) {
+                if !self.handle(imp, Some(item)) {
                     break;
                 }
             }
         }
     }
 
-    /// Handles what `iterate` received (`Some(None)`: a deadline came); `false` once the
-    /// task pauses or output has failed.
-    fn handle(&mut self, imp: &SonioxStt, item: Option<Option<Item>>) -> bool {
-        let item = match item {
-            Some(Some(Item::Stop)) | None => None,
-            Some(_) if imp.is_flushing() => None,
-            Some(item) => Some(item),
-        };
-        let Some(item) = item else {
+    /// Handles an item (`None`: a deadline came); `false` once the task pauses or output
+    /// has failed.
+    fn handle(&mut self, imp: &SonioxStt, item: Option<Item>) -> bool {
+        if matches!(item, Some(Item::Stop)) || imp.is_flushing() {
             let _ = imp.srcpad.pause_task();
             return false;
-        };
+        }
         if self.failed {
             return false;
         }
