@@ -63,10 +63,12 @@ impl Checker {
                 message.tokens.len()
             ));
         }
-        let within = |what: &str, ms: u64| -> Result<u64, String> {
+        // `what` names the time, made only for an error (not for every token).
+        let within = |what: &dyn Fn() -> String, ms: u64| -> Result<u64, String> {
             if ms > sent_ms.saturating_add(BEYOND_SLACK_MS) {
                 Err(format!(
-                    "{what} {ms} ms is beyond the {sent_ms} ms of audio sent"
+                    "{} {ms} ms is beyond the {sent_ms} ms of audio sent",
+                    what()
                 ))
             } else {
                 Ok(ms.min(sent_ms))
@@ -74,7 +76,7 @@ impl Checker {
         };
         let mut final_ms = self.final_ms;
         if let Some(ms) = message.final_audio_proc_ms {
-            let ms = within("final_audio_proc_ms", ms)?;
+            let ms = within(&|| "final_audio_proc_ms".into(), ms)?;
             if ms < self.final_ms {
                 return Err(format!(
                     "final_audio_proc_ms went back from {} to {ms} ms",
@@ -86,7 +88,7 @@ impl Checker {
         }
         let mut total_ms = self.total_ms;
         if let Some(ms) = message.total_audio_proc_ms {
-            let ms = within("total_audio_proc_ms", ms)?;
+            let ms = within(&|| "total_audio_proc_ms".into(), ms)?;
             if ms < self.total_ms {
                 return Err(format!(
                     "total_audio_proc_ms went back from {} to {ms} ms",
@@ -124,10 +126,10 @@ impl Checker {
                 in_tail |= !token.is_final;
             }
             if let Some(ms) = token.start_ms {
-                token.start_ms = Some(within(&format!("{} starts at", name()), ms)?);
+                token.start_ms = Some(within(&|| format!("{} starts at", name()), ms)?);
             }
             if let Some(ms) = token.end_ms {
-                token.end_ms = Some(within(&format!("{} ends at", name()), ms)?);
+                token.end_ms = Some(within(&|| format!("{} ends at", name()), ms)?);
             }
             if let (Some(start), Some(end)) = (token.start_ms, token.end_ms) {
                 if end < start {
