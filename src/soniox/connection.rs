@@ -121,8 +121,9 @@ pub(super) async fn run(
     // For each finalize in flight, whether the element's user asked for it (a `<fin>`
     // answers each, in order).
     let mut requested_fins = std::collections::VecDeque::new();
-    // The session marks the queue suspect while it connects.
-    let mut suspect = true;
+    // The session marks the queue suspect while it connects; a replacement also holds what
+    // queued meanwhile until it has drained.
+    let mut hold = Hold::new(carry.broken.is_some());
 
     let mut pacer = config.pacing.map(Pacer::new);
     let mut promise = Promise::new(config.latency_ms.clone());
@@ -169,16 +170,11 @@ pub(super) async fn run(
         let idle = writer.is_idle();
         let busy_since = writer.busy_since();
         let now = Instant::now();
-        // Still catching up on the replay: the connection is only being replaced.
-        let catching_up = processed_bytes < replayed_bytes;
-        if (catching_up || liveness.suspect(now, busy_since)) != suspect {
-            suspect = !suspect;
-            if !suspect && replayed_bytes > 0 {
-                queue.drain_backlog();
-            } else {
-                queue.set_suspect(suspect);
-            }
-        }
+        // Still catching up on the replay (some of it not even sent yet, e.g. while the start
+        // request is on its way): the connection is only being replaced.
+        let catching_up = carry.replay.is_pending() || processed_bytes < replayed_bytes;
+        hold.update(queue, catching_up || liveness.suspect(now, busy_since));
+        let suspect = hold.suspect;
         let (dead_at, why) = liveness.deadline(busy_since);
         // When the connection turns suspect if nothing changes.
         let suspect_at = (!suspect).then(|| liveness.suspect_at(busy_since));
@@ -336,6 +332,40 @@ pub(super) async fn run(
             }
         };
         step.map_err(|error| lost(error, untranslated.replay_from(checker.final_ms())))?;
+    }
+}
+
+/// What the connection tells the queue about holding live audio (see
+/// [`AudioQueue::set_suspect`]): while it is suspect or catching up on a replay the queue
+/// holds up to the replay window; when a replacement connection is first healthy, the backlog
+/// that queued while the old one failed is drained without drops
+/// ([`AudioQueue::drain_backlog`]), whether or not there was anything to replay.
+struct Hold {
+    suspect: bool,
+    /// A replacement connection that has not been healthy yet.
+    backlog: bool,
+}
+
+impl Hold {
+    /// The session marked the queue suspect while it connected.
+    fn new(replacing: bool) -> Hold {
+        Hold {
+            suspect: true,
+            backlog: replacing,
+        }
+    }
+
+    /// The connection is suspect (or catching up) now, or not: the queue learns of changes.
+    fn update(&mut self, queue: &AudioQueue, suspect: bool) {
+        if suspect == self.suspect {
+            return;
+        }
+        self.suspect = suspect;
+        if !suspect && std::mem::take(&mut self.backlog) {
+            queue.drain_backlog();
+        } else {
+            queue.set_suspect(suspect);
+        }
     }
 }
 
@@ -703,6 +733,7 @@ static TLS: Lazy<Arc<rustls::ClientConfig>> = Lazy::new(|| {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::soniox::audio_queue::Overflow;
 
     #[test]
     fn pacing_allows_a_burst_then_real_time() {
@@ -725,6 +756,66 @@ mod tests {
             Duration::from_secs(2),
             "4 s of audio beyond the burst at 2× take 2 s"
         );
+    }
+
+    const BPS: u64 = 32_000;
+
+    /// A live queue of 1 s (3 s held while suspect) with 2.5 s queued while the session was
+    /// between connections.
+    fn queue_with_backlog() -> AudioQueue {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS, BPS).holding_up_to(3 * BPS);
+        queue.set_suspect(true);
+        for i in 0..25 {
+            queue
+                .push_audio(Some(i * 100_000_000), false, Bytes::from(vec![0; 3200]))
+                .unwrap();
+        }
+        queue
+    }
+
+    fn push_next(queue: &AudioQueue) -> u64 {
+        let pushed = queue.push_audio(None, false, Bytes::from(vec![0; 3200]));
+        pushed.unwrap().dropped_bytes
+    }
+
+    #[test]
+    fn a_replacement_drains_the_backlog_without_drops_even_with_nothing_to_replay() {
+        let queue = queue_with_backlog();
+        let mut hold = Hold::new(true);
+        // Catching up: held.
+        hold.update(&queue, true);
+        assert_eq!(push_next(&queue), 0);
+        // Healthy, nothing left to replay: the backlog drains before the live limit holds.
+        hold.update(&queue, false);
+        assert_eq!(push_next(&queue), 0);
+        assert_eq!(queue.queued_bytes(), 27 * 3200);
+    }
+
+    #[test]
+    fn a_first_connection_applies_the_live_limit_once_healthy() {
+        let queue = queue_with_backlog();
+        let mut hold = Hold::new(false);
+        hold.update(&queue, false);
+        assert_eq!(push_next(&queue), 16 * 3200, "beyond 1 s the oldest goes");
+    }
+
+    #[test]
+    fn replay_is_pending_until_its_last_chunk_is_taken() {
+        let mut replay = Replay::new(60 * BPS, 2, BPS);
+        let chunk = Chunk {
+            pts: 0,
+            discont: false,
+            data: Bytes::from(vec![0; 3200]),
+        };
+        replay.sent(&chunk);
+        replay.sent(&chunk);
+        assert!(!replay.is_pending());
+        replay.restart(0);
+        assert!(replay.is_pending(), "before the start request is even sent");
+        replay.next_pending();
+        assert!(replay.is_pending());
+        replay.next_pending();
+        assert!(!replay.is_pending());
     }
 
     #[tokio::test]

@@ -111,6 +111,11 @@ impl Replay {
         self.sent = 0;
     }
 
+    /// The current connection still has replay to send.
+    pub fn is_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Audio held for replay, in bytes.
     pub fn held_bytes(&self) -> u64 {
         self.held
