@@ -18,6 +18,9 @@
 //! the live limit rises to the hold limit (the replay window), so that audio is not dropped
 //! while the session finds out whether it must reconnect and replay.
 //!
+//! Audio that simply follows on from the newest queued chunk is joined to it as it is pushed,
+//! up to a size ([`AudioQueue::merging_up_to`]): the session sends fewer, larger frames.
+//!
 //! Control items (finalize, gaps, end of audio) are never dropped and do not count against
 //! the limit. Closing the queue (the session ended or was aborted) wakes a waiting producer.
 //! The moment the end of audio is queued starts the session's drain deadline.
@@ -26,7 +29,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 /// Audio bytes with the input timestamp of their first byte (ns).
@@ -81,6 +84,8 @@ pub struct AudioQueue {
     limit_bytes: u64,
     /// The live limit while the connection is suspect (at least `limit_bytes`).
     hold_limit_bytes: u64,
+    /// Audio that follows on from the newest queued chunk joins it up to this size.
+    merge_bytes: u64,
     bytes_per_second: u64,
 }
 
@@ -121,8 +126,19 @@ impl AudioQueue {
             overflow,
             limit_bytes: limit_bytes.max(1),
             hold_limit_bytes: limit_bytes.max(1),
+            merge_bytes: 0,
             bytes_per_second,
         }
+    }
+
+    /// Audio queued back to back is joined into chunks of up to `bytes` as it is pushed:
+    /// fewer, larger frames for audio that waits anyway (Soniox's own examples send 120 ms
+    /// frames), and the producer's buffer is copied and released on the producer's thread.
+    /// Only audio that simply continues the newest queued chunk is joined (no DISCONT, no
+    /// timestamp jump, nothing queued between them).
+    pub fn merging_up_to(mut self, bytes: u64) -> AudioQueue {
+        self.merge_bytes = bytes;
+        self
     }
 
     /// While the connection is suspect, live audio is held up to `bytes` (see
@@ -189,9 +205,31 @@ impl AudioQueue {
             }
         }
         inner.audio_bytes += len;
-        inner
-            .items
-            .push_back(Queued::Audio(Chunk { pts, discont, data }));
+        let merge_bytes = self.merge_bytes;
+        let duration_ns = |bytes: usize| self.duration_ns(bytes as u64);
+        match inner.items.back_mut() {
+            Some(Queued::Audio(last))
+                if !discont
+                    && last.data.len() as u64 + len <= merge_bytes
+                    && last.pts + duration_ns(last.data.len()) == pts =>
+            {
+                // Joined in place once the newest chunk is a buffer of the queue's own.
+                let mut joined = std::mem::take(&mut last.data)
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| {
+                        let mut own = BytesMut::with_capacity(merge_bytes as usize);
+                        own.extend_from_slice(&shared);
+                        own
+                    });
+                joined.extend_from_slice(&data);
+                last.data = joined.freeze();
+                // Someone already knows the newest chunk is there: no wakeup for the rest.
+                return Ok(pushed);
+            }
+            _ => inner
+                .items
+                .push_back(Queued::Audio(Chunk { pts, discont, data })),
+        }
         drop(inner);
         self.ready.notify_one();
         Ok(pushed)
@@ -282,40 +320,6 @@ impl AudioQueue {
             self.audio_taken(inner);
         }
         Some(item)
-    }
-
-    /// Appends to `chunk` the audio queued right after it, while it follows on without a
-    /// break (no control item, no hole, no DISCONT, timestamps that continue) and the whole
-    /// stays within `max_bytes`: fewer, larger frames for audio that waits anyway.
-    pub fn merge_following(&self, chunk: &mut Chunk, max_bytes: u64) {
-        let mut inner = self.lock();
-        let mut merged: Option<bytes::BytesMut> = None;
-        let mut len = chunk.data.len() as u64;
-        while !inner.hole {
-            let Some(Queued::Audio(next)) = inner.items.front() else {
-                break;
-            };
-            let follows = !next.discont && next.pts == chunk.pts + self.duration_ns(len);
-            if !follows || len + next.data.len() as u64 > max_bytes {
-                break;
-            }
-            let Some(Queued::Audio(next)) = inner.items.pop_front() else {
-                unreachable!("looked at above");
-            };
-            let out = merged.get_or_insert_with(|| {
-                let mut out = bytes::BytesMut::with_capacity(max_bytes as usize);
-                out.extend_from_slice(&chunk.data);
-                out
-            });
-            out.extend_from_slice(&next.data);
-            len += next.data.len() as u64;
-            inner.audio_bytes -= next.data.len() as u64;
-        }
-        let Some(merged) = merged else {
-            return;
-        };
-        chunk.data = merged.freeze();
-        self.audio_taken(inner);
     }
 
     /// After audio was taken: below half the limit, the drop episode is over and a waiting
@@ -600,5 +604,75 @@ mod tests {
             assert_eq!(queue.pop().await, Some(Queued::Finalize));
             assert_eq!(queue.pop().await, None);
         });
+    }
+
+    /// A 20 ms frame whose bytes are all `n`.
+    fn frame(n: u8) -> Bytes {
+        Bytes::from(vec![n; (BPS / 50) as usize])
+    }
+
+    #[test]
+    fn audio_that_follows_on_is_joined_as_it_is_pushed() {
+        let queue = AudioQueue::new(Overflow::Block, BPS, BPS).merging_up_to(BPS * 120 / 1000);
+        // A clone held elsewhere (another session's queue) is not changed by joining.
+        let shared = frame(0);
+        queue.push_audio(Some(0), false, shared.clone()).unwrap();
+        for n in 1..8u8 {
+            // No PTS: follows on from the previous audio.
+            queue.push_audio(None, false, frame(n)).unwrap();
+        }
+        assert_eq!(shared, frame(0));
+        let first = pop_audio(&queue);
+        assert_eq!((first.pts, first.discont), (0, false));
+        let expected: Vec<u8> = (0..6u8).flat_map(|n| frame(n).to_vec()).collect();
+        assert_eq!(first.data, expected, "six frames, in order");
+        let second = pop_audio(&queue);
+        assert_eq!(second.pts, 120_000_000);
+        assert_eq!(second.data.len() as u64, BPS * 40 / 1000);
+        assert_eq!(queue.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn audio_after_a_break_is_not_joined() {
+        let queue = AudioQueue::new(Overflow::Block, BPS, BPS).merging_up_to(BPS);
+        queue.push_audio(Some(0), false, frame(0)).unwrap();
+        // A timestamp jump, a DISCONT, a control item: each starts a chunk of its own.
+        queue.push_audio(Some(40_000_000), false, frame(1)).unwrap();
+        queue.push_audio(Some(60_000_000), true, frame(2)).unwrap();
+        queue.push_control(Queued::Finalize).unwrap();
+        queue.push_audio(Some(80_000_000), false, frame(3)).unwrap();
+        queue
+            .push_audio(Some(100_000_000), false, frame(4))
+            .unwrap();
+        let pts: Vec<(u64, bool, usize)> = std::iter::from_fn(|| queue.try_pop())
+            .filter_map(|item| match item {
+                Queued::Audio(c) => Some((c.pts, c.discont, c.data.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            pts,
+            [
+                (0, false, 640),
+                (40_000_000, false, 640),
+                (60_000_000, true, 640),
+                (80_000_000, false, 1280)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_live_queue_that_joins_still_drops_the_oldest_and_marks_the_hole() {
+        let queue = AudioQueue::new(Overflow::DropOldest, BPS / 10, BPS).merging_up_to(BPS / 25);
+        // 100 ms held, chunks of up to 40 ms: the sixth frame drops the oldest 40 ms.
+        for n in 0..5u8 {
+            let pushed = queue.push_audio(None, false, frame(n)).unwrap();
+            assert_eq!(pushed.dropped_bytes, 0);
+        }
+        let pushed = queue.push_audio(None, false, frame(5)).unwrap();
+        assert_eq!(pushed.dropped_bytes, BPS / 25);
+        let next = pop_audio(&queue);
+        assert_eq!((next.pts, next.discont), (40_000_000, true));
+        assert_eq!(next.data, [frame(2), frame(3)].concat());
     }
 }

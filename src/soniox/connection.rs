@@ -285,10 +285,7 @@ pub(super) async fn run(
             }
             _ = alarms.take.at(take_at), if idle && streaming && take_at.is_some() => Ok(()), // paced
             item = next_item(queue, &mut grid), if idle && streaming && take_at.is_none() && room => match item {
-                Some(Queued::Audio(mut chunk)) => {
-                    if let Some(max) = config.merge_bytes {
-                        queue.merge_following(&mut chunk, max);
-                    }
+                Some(Queued::Audio(chunk)) => {
                     sent_bytes += chunk.data.len() as u64;
                     queue.set_unprocessed(sent_bytes.saturating_sub(processed_bytes));
                     let forgotten = start_audio(&mut writer, chunk, &mut timeline, &mut carry.replay, pacer.as_mut());

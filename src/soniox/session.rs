@@ -55,9 +55,6 @@ pub struct SessionConfig {
     pub latency_ms: Option<Arc<AtomicU32>>,
     /// `SO_SNDBUF` for the connection (live input: keep the kernel from hoarding audio).
     pub send_buffer: Option<u32>,
-    /// Audio queued back to back goes out in frames of up to this many bytes (Soniox's own
-    /// examples send 120 ms frames), not one frame per input buffer.
-    pub merge_bytes: Option<u64>,
     /// Live input: queued audio is taken on a grid of this period shared by the sessions of
     /// the process (not as each buffer arrives), so that one runtime wakeup serves every
     /// session whose audio is due, instead of one wakeup per buffer per session. The

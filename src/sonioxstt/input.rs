@@ -318,24 +318,28 @@ impl SonioxStt {
             // Live: about half a second of audio (the kernel doubles it).
             send_buffer: live.then(|| (bytes_per_second / 2).clamp(8 << 10, 256 << 10) as u32),
             send_grid: live.then_some(settings::SEND_GRID),
-            // What is queued goes out in frames of up to 120 ms, on frame bounds.
-            merge_bytes: Some({
-                let frame = u64::from(format.bytes_per_frame).max(1);
-                (bytes_per_second * settings::MERGED_FRAME.as_millis() as u64 / 1000 / frame
-                    * frame)
-                    .max(frame)
-            }),
+        };
+        // What is queued goes out in frames of up to 120 ms, on frame bounds.
+        let merge_bytes = {
+            let frame = u64::from(format.bytes_per_frame).max(1);
+            (bytes_per_second * settings::MERGED_FRAME.as_millis() as u64 / 1000 / frame * frame)
+                .max(frame)
         };
         let new_queue = || {
-            Arc::new(if live {
-                let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
-                // While the connection is suspect or being replaced: up to the replay window.
-                let hold = settings::REPLAY_LIMIT.as_secs() * bytes_per_second;
-                AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second).holding_up_to(hold)
-            } else {
-                let limit = settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
-                AudioQueue::new(Overflow::Block, limit, bytes_per_second)
-            })
+            Arc::new(
+                if live {
+                    let limit = settings::LIVE_QUEUE.as_secs() * bytes_per_second;
+                    // While the connection is suspect or being replaced: up to the replay window.
+                    let hold = settings::REPLAY_LIMIT.as_secs() * bytes_per_second;
+                    AudioQueue::new(Overflow::DropOldest, limit, bytes_per_second)
+                        .holding_up_to(hold)
+                } else {
+                    let limit =
+                        settings::NON_LIVE_QUEUE.as_millis() as u64 * bytes_per_second / 1000;
+                    AudioQueue::new(Overflow::Block, limit, bytes_per_second)
+                }
+                .merging_up_to(merge_bytes),
+            )
         };
 
         let job_sessions = match settings.mode {
