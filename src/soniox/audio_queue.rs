@@ -205,19 +205,17 @@ impl AudioQueue {
             }
         }
         inner.audio_bytes += len;
-        let merge_bytes = self.merge_bytes;
-        let duration_ns = |bytes: usize| self.duration_ns(bytes as u64);
         match inner.items.back_mut() {
             Some(Queued::Audio(last))
                 if !discont
-                    && last.data.len() as u64 + len <= merge_bytes
-                    && last.pts + duration_ns(last.data.len()) == pts =>
+                    && last.data.len() as u64 + len <= self.merge_bytes
+                    && last.pts + self.duration_ns(last.data.len() as u64) == pts =>
             {
                 // Joined in place once the newest chunk is a buffer of the queue's own.
                 let mut joined = std::mem::take(&mut last.data)
                     .try_into_mut()
                     .unwrap_or_else(|shared| {
-                        let mut own = BytesMut::with_capacity(merge_bytes as usize);
+                        let mut own = BytesMut::with_capacity(self.merge_bytes as usize);
                         own.extend_from_slice(&shared);
                         own
                     });
