@@ -274,8 +274,8 @@ fn wav_file(seconds: u64) -> Result<std::path::PathBuf, Error> {
     Ok(path)
 }
 
-/// The pipeline, with or without `sonioxstt`; returns the words out.
-/// With `stt` (more properties for it), the pipeline has `sonioxstt`; without, it has not.
+/// The pipeline, with `sonioxstt` (and `stt`'s properties for it) or without; returns the
+/// words out.
 fn pipeline_run(
     stt: Option<&str>,
     url: &str,
